@@ -1,0 +1,56 @@
+# The README's two commands are `make demo` and `make test`; everything else is a building block.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+VENV ?= .venv
+TOOLS ?= .tools
+RUN ?= .run
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/$(TOOLS)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: help bootstrap demo test lint sanity unit integration molecule stack-up stack-down bench clean
+
+help:
+	@echo "make demo   - run playbooks/site.yml end to end on the local stack (fake GCS + Triton)"
+	@echo "make test   - lint, sanity, unit, integration and molecule tests"
+
+bootstrap:
+	@./scripts/bootstrap.sh
+
+# demo: start the local stack, converge site.yml, print the verify report, stop the stack.
+demo: bootstrap
+	@$(PY) tests/local_stack/stack.py run --run-dir $(RUN)/demo -- \
+	  ansible-playbook playbooks/site.yml -i inventories/local $(DEMO_ARGS)
+
+stack-up: bootstrap
+	@$(PY) tests/local_stack/stack.py up --run-dir $(RUN)/stack
+
+stack-down:
+	@$(PY) tests/local_stack/stack.py down --run-dir $(RUN)/stack
+
+lint: bootstrap
+	yamllint -s .
+	ansible-lint --profile production --offline
+
+sanity: bootstrap
+	./scripts/sanity.sh
+
+unit: bootstrap
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: bootstrap
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+molecule: bootstrap
+	cd extensions && molecule test -s default
+
+# pytest runs last so that its summary line closes the log.
+test: bootstrap lint sanity molecule
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+bench: bootstrap
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(RUN) tests/output .pytest_cache

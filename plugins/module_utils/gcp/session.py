@@ -1,0 +1,229 @@
+# -*- coding: utf-8 -*-
+# Copyright: rapids.triton_fil contributors
+# Apache License 2.0 (see LICENSE)
+"""One authenticated, retrying HTTP session for every Google API the collection calls.
+
+Credentials come only from google-auth (ADC, key file or contents, access token, optional
+impersonation); gcloud is never run. Requests that fail with 429, 5xx or a dropped connection
+are retried with exponential backoff and full jitter, honouring Retry-After.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+
+from ansible.module_utils.basic import env_fallback
+
+try:
+    import requests
+    import google.auth
+    import google.auth.credentials
+    import google.auth.exceptions
+    import google.auth.impersonated_credentials
+    import google.oauth2.credentials
+    import google.oauth2.service_account
+    from google.auth.transport.requests import AuthorizedSession, Request
+    HAS_GOOGLE_AUTH = True
+    GOOGLE_AUTH_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - reported through missing_required_lib
+    HAS_GOOGLE_AUTH = False
+    GOOGLE_AUTH_IMPORT_ERROR = exc
+
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+RETRYABLE_STATUS = frozenset((408, 429, 500, 502, 503, 504))
+
+
+def gcp_argument_spec():
+    """The argument spec matching the rapids.triton_fil.gcp doc fragment."""
+    env = env_fallback
+    return dict(
+        project=dict(type="str", fallback=(env, ["GCP_PROJECT"])),
+        auth_kind=dict(
+            type="str", default="application", fallback=(env, ["GCP_AUTH_KIND"]),
+            choices=["application", "serviceaccount", "accesstoken", "anonymous"],
+        ),
+        service_account_file=dict(type="path", fallback=(env, ["GCP_SERVICE_ACCOUNT_FILE"])),
+        service_account_contents=dict(
+            type="jsonarg", no_log=True, fallback=(env, ["GCP_SERVICE_ACCOUNT_CONTENTS"])
+        ),
+        access_token=dict(type="str", no_log=True, fallback=(env, ["GCP_ACCESS_TOKEN"])),
+        impersonate_service_account=dict(type="str"),
+        scopes=dict(type="list", elements="str", default=[CLOUD_PLATFORM_SCOPE]),
+        request_timeout=dict(type="float", default=60),
+        max_retries=dict(type="int", default=6),
+    )
+
+
+class GcpError(Exception):
+    """A failure with a message fit for fail_json: it names the resource and the fix."""
+
+
+class GcpApiError(GcpError):
+    """An HTTP error answered by a Google API (or an emulator speaking its protocol)."""
+
+    def __init__(self, method, url, status, reason, message, context=None):
+        self.method = method
+        self.url = url
+        self.status = status
+        self.reason = reason
+        self.api_message = message
+        self.context = context
+        where = f"{context}: " if context else ""
+        super().__init__(f"{where}{method} {url} answered {status} {reason}: {message}")
+
+
+def parse_google_error(response):
+    """Return (reason, message) from a Google JSON error body, tolerating non-JSON bodies."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason or "ERROR", (response.text or "").strip()[:500]
+    error = body.get("error", body) if isinstance(body, dict) else {}
+    if isinstance(error, str):
+        return error, str(body.get("error_description", ""))
+    reason = error.get("status") or ""
+    details = error.get("errors") or []
+    if not reason and details:
+        reason = details[0].get("reason", "")
+    return reason or response.reason or "ERROR", error.get("message", "")
+
+
+def build_credentials(params):
+    """google-auth credentials for the module parameters; raises GcpError naming the option."""
+    if not HAS_GOOGLE_AUTH:
+        raise GcpError(f"google-auth and requests are required: {GOOGLE_AUTH_IMPORT_ERROR}")
+    kind = params.get("auth_kind") or "application"
+    scopes = params.get("scopes") or [CLOUD_PLATFORM_SCOPE]
+    if kind == "anonymous":
+        return google.auth.credentials.AnonymousCredentials()
+    if kind == "accesstoken":
+        if not params.get("access_token"):
+            raise GcpError("auth_kind=accesstoken needs access_token (or GCP_ACCESS_TOKEN) to be set")
+        creds = google.oauth2.credentials.Credentials(params["access_token"])
+    elif kind == "serviceaccount":
+        path, contents = params.get("service_account_file"), params.get("service_account_contents")
+        if contents:
+            info = json.loads(contents) if isinstance(contents, str) else contents
+            try:
+                creds = google.oauth2.service_account.Credentials.from_service_account_info(info, scopes=scopes)
+            except (ValueError, KeyError) as exc:
+                raise GcpError(f"service_account_contents is not a service-account key: {exc}") from exc
+        elif path:
+            if not os.path.isfile(path):
+                raise GcpError(f"service_account_file {path!r} does not exist; give the path of a JSON key")
+            try:
+                creds = google.oauth2.service_account.Credentials.from_service_account_file(path, scopes=scopes)
+            except (ValueError, KeyError) as exc:
+                raise GcpError(f"service_account_file {path!r} is not a service-account key: {exc}") from exc
+        else:
+            raise GcpError("auth_kind=serviceaccount needs service_account_file or service_account_contents")
+    else:
+        try:
+            creds, _project = google.auth.default(scopes=scopes)
+        except google.auth.exceptions.DefaultCredentialsError as exc:
+            raise GcpError(
+                "auth_kind=application found no Application Default Credentials: run "
+                "'gcloud auth application-default login', set GOOGLE_APPLICATION_CREDENTIALS, "
+                f"or choose another auth_kind ({exc})"
+            ) from exc
+    target = params.get("impersonate_service_account")
+    if target:
+        creds = google.auth.impersonated_credentials.Credentials(
+            source_credentials=creds, target_principal=target, target_scopes=scopes
+        )
+    return creds
+
+
+class GcpSession:
+    """Authenticated requests with retries; one per module run."""
+
+    def __init__(self, params, *, sleep=time.sleep, rng=random.random, base_delay=0.5, max_delay=32.0):
+        self.params = params
+        self.timeout = float(params.get("request_timeout") or 60)
+        self.max_retries = int(params.get("max_retries") if params.get("max_retries") is not None else 6)
+        self._sleep = sleep
+        self._rng = rng
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self._credentials = None
+        self._session = None
+        self.calls = []  # (method, url, status) of every attempt, for results and tests
+
+    @property
+    def credentials(self):
+        if self._credentials is None:
+            self._credentials = build_credentials(self.params)
+        return self._credentials
+
+    @property
+    def http(self):
+        if self._session is None:
+            self._session = AuthorizedSession(self.credentials)
+        return self._session
+
+    def token(self):
+        """A fresh access token for non-HTTP consumers (kubeconfig, registry login). Never log it."""
+        creds = self.credentials
+        if isinstance(creds, google.auth.credentials.AnonymousCredentials):
+            return None
+        if not creds.valid:
+            try:
+                creds.refresh(Request())
+            except google.auth.exceptions.RefreshError as exc:
+                raise GcpError(f"could not obtain an access token with auth_kind={self.params.get('auth_kind')}: {exc}") from exc
+        return creds.token
+
+    def _delay(self, attempt, response=None):
+        if response is not None:
+            retry_after = response.headers.get("Retry-After")
+            if retry_after and retry_after.isdigit():
+                return min(float(retry_after), self.max_delay)
+        return self._rng() * min(self.max_delay, self.base_delay * (2 ** attempt))
+
+    def request(self, method, url, *, context=None, expected=(200,), allow=(), **kwargs):
+        """Send one request, retrying transient failures.
+
+        Returns the response when its status is in ``expected`` or ``allow`` (``allow`` lets a caller
+        treat 404 as "absent" without an exception). Raises GcpApiError otherwise, GcpError when the
+        connection keeps failing.
+        """
+        kwargs.setdefault("timeout", self.timeout)
+        last_error = None
+        for attempt in range(self.max_retries + 1):
+            try:
+                response = self.http.request(method, url, **kwargs)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                self.calls.append((method, url, None))
+                last_error = exc
+                if attempt < self.max_retries:
+                    self._sleep(self._delay(attempt))
+                    continue
+                where = f"{context}: " if context else ""
+                raise GcpError(
+                    f"{where}{method} {url} failed after {attempt + 1} attempts: {type(exc).__name__}: {exc}"
+                ) from exc
+            except google.auth.exceptions.RefreshError as exc:
+                raise GcpError(f"could not refresh credentials (auth_kind={self.params.get('auth_kind')}): {exc}") from exc
+            self.calls.append((method, url, response.status_code))
+            if response.status_code in expected or response.status_code in allow:
+                return response
+            if response.status_code in RETRYABLE_STATUS and attempt < self.max_retries:
+                self._sleep(self._delay(attempt, response))
+                continue
+            reason, message = parse_google_error(response)
+            raise GcpApiError(method, url, response.status_code, reason, message, context)
+        raise GcpError(f"{method} {url}: retries exhausted ({last_error})")  # pragma: no cover
+
+    def json(self, method, url, **kwargs):
+        """request() and decode the JSON body (None for 204 or an empty body or an allowed 404)."""
+        response = self.request(method, url, **kwargs)
+        if response.status_code == 404 or not response.content:
+            return None
+        return response.json()
+
+    @property
+    def write_calls(self):
+        return [c for c in self.calls if c[0] not in ("GET", "HEAD")]
