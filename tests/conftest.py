@@ -75,7 +75,7 @@ def run_playbook(playbook, *, inventory=None, extra_vars=None, check=False, diff
         path.write_text(textwrap.dedent(playbook))
         playbook = path
     cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), str(playbook)]
-    cmd += ["-i", str(inventory) if inventory else "localhost,"]
+    cmd += ["-i", str(inventory)] if inventory else ["-i", "localhost,", "-c", "local"]
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]
     if check:

@@ -1,0 +1,83 @@
+# -*- coding: utf-8 -*-
+# Copyright: rapids.triton_fil contributors
+# Apache License 2.0 (see LICENSE)
+"""The triton_verify flow: wait → metadata → reference inference → load → metrics."""
+
+from __future__ import annotations
+
+from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import verify as tv
+
+
+class VerifyFailed(Exception):
+    def __init__(self, message, result):
+        super().__init__(message)
+        self.result = result
+
+
+def run_verify(params):
+    protocol, url, model, version = params["protocol"], params["url"], params["model"], params["model_version"]
+    result = {"server": {"url": url, "protocol": protocol}}
+    load = params.get("load")
+    if load and load["concurrency"] < 1:
+        raise VerifyFailed(f"load.concurrency ({load['concurrency']}) must be at least 1", result)
+    if load and load["duration"] <= 0:
+        raise VerifyFailed(f"load.duration ({load['duration']}) must be positive", result)
+    reference = None
+    if params.get("reference_file"):
+        try:
+            reference = tv.load_reference(params["reference_file"])
+        except tv.VerifyError as exc:
+            raise VerifyFailed(str(exc), result) from exc
+    client = tv.make_client(protocol, url)
+    try:
+        try:
+            result["server"]["waited_s"] = tv.wait_ready(client, model, version, params["timeout"])
+            server_meta = client.get_server_metadata()
+            if not isinstance(server_meta, dict):
+                server_meta = {"version": server_meta.version}
+            result["server"]["version"] = server_meta.get("version")
+            metadata = tv.normalize_metadata(client.get_model_metadata(model, version))
+        except tv.VerifyError as exc:
+            raise VerifyFailed(f"{url}: {exc}", result) from exc
+        except tv.InferenceServerException as exc:
+            raise VerifyFailed(f"{url}: model {model!r}: {exc}", result) from exc
+        result["metadata"] = {kind: {name: {"datatype": d, "shape": s} for name, (d, s) in metadata[kind].items()}
+                              for kind in ("inputs", "outputs")}
+        if params.get("expected_config"):
+            problems = tv.compare_metadata(metadata, params["expected_config"])
+            if problems:
+                raise VerifyFailed(f"model {model!r} metadata differs from its config: " + "; ".join(problems), result)
+
+        if reference is not None:
+            atol = params["atol"] if params.get("atol") is not None else float(reference.get("atol", 1e-5))
+            rtol = params["rtol"] if params.get("rtol") is not None else float(reference.get("rtol", 1e-4))
+            inputs, expected = tv.to_arrays(reference["inputs"]), tv.to_arrays(reference["outputs"])
+            try:
+                actual = tv.infer(client, protocol, model, version, inputs, list(expected))
+            except tv.InferenceServerException as exc:
+                raise VerifyFailed(f"inference on model {model!r} failed: {exc}", result) from exc
+            report, problems = tv.compare_outputs(actual, expected, atol, rtol)
+            result["inference"] = {"rows": int(next(iter(inputs.values())).shape[0]), "atol": atol, "rtol": rtol,
+                                   "outputs": report, "matched": not problems}
+            if problems:
+                raise VerifyFailed(f"model {model!r} answered differently from the reference: " + "; ".join(problems),
+                                   result)
+            if load:
+                result["load"] = tv.load_phase(lambda: tv.make_client(protocol, url), protocol, model, version,
+                                               inputs, list(expected), load["concurrency"], load["duration"])
+                if result["load"]["errors"]:
+                    raise VerifyFailed(f"load phase: {result['load']['errors']} requests failed, first: "
+                                       f"{result['load']['first_error']}", result)
+        elif load:
+            raise VerifyFailed("load needs reference_file (the request it sends)", result)
+    finally:
+        try:
+            client.close()
+        except Exception:  # pylint: disable=broad-except
+            pass
+    if params.get("metrics_url"):
+        try:
+            result["metrics"] = tv.scrape_metrics(params["metrics_url"], model)
+        except tv.VerifyError as exc:
+            raise VerifyFailed(str(exc), result) from exc
+    return result

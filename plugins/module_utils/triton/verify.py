@@ -1,0 +1,269 @@
+# -*- coding: utf-8 -*-
+# Copyright: rapids.triton_fil contributors
+# Apache License 2.0 (see LICENSE)
+"""Prove a Triton server answers correctly: readiness, metadata, reference inference, load, metrics."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+
+try:
+    import numpy as np
+    HAS_NUMPY = True
+except ImportError:  # pragma: no cover
+    HAS_NUMPY = False
+
+try:
+    import tritonclient.http as triton_http
+    import tritonclient.grpc as triton_grpc
+    from tritonclient.utils import InferenceServerException
+    HAS_TRITONCLIENT = True
+    TRITONCLIENT_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover
+    HAS_TRITONCLIENT = False
+    TRITONCLIENT_IMPORT_ERROR = exc
+
+    class InferenceServerException(Exception):  # type: ignore[no-redef]
+        pass
+
+
+class VerifyError(Exception):
+    """A verification failure; the message says what differed and where."""
+
+
+def strip_scheme(url):
+    return re.sub(r"^[a-z]+://", "", url or "").rstrip("/")
+
+
+def make_client(protocol, url, timeout=30.0):
+    if protocol == "grpc":
+        return triton_grpc.InferenceServerClient(url=strip_scheme(url))
+    return triton_http.InferenceServerClient(url=strip_scheme(url), connection_timeout=timeout,
+                                             network_timeout=timeout)
+
+
+def wait_ready(client, model, version, deadline_s, sleep=time.sleep, clock=time.monotonic):
+    """Wait for live → ready → model ready; return seconds waited. Raises VerifyError at the deadline."""
+    start = clock()
+    stage, last_error = "live", None
+    while True:
+        try:
+            if stage == "live" and client.is_server_live():
+                stage = "ready"
+            if stage == "ready" and client.is_server_ready():
+                stage = "model"
+            if stage == "model" and client.is_model_ready(model, version or ""):
+                return round(clock() - start, 3)
+        except (InferenceServerException, ConnectionError, OSError) as exc:
+            last_error = exc
+        except Exception as exc:  # pylint: disable=broad-except  # client libraries raise many kinds
+            last_error = exc
+        if clock() - start >= deadline_s:
+            detail = f" (last error: {last_error})" if last_error else ""
+            hint = {
+                "live": "is the server running and the URL right?",
+                "ready": "the server is up but not ready: a model failed to load — read the server log",
+                "model": f"model {model!r} is not ready: check its name and the server log",
+            }[stage]
+            raise VerifyError(f"server not {stage} after {deadline_s}s{detail} — {hint}")
+        sleep(1.0)
+
+
+def normalize_metadata(meta):
+    """{'inputs': {name: (datatype, shape)}, 'outputs': {...}} from HTTP (dict) or gRPC (message) metadata."""
+    if not isinstance(meta, dict):
+        from google.protobuf.json_format import MessageToDict
+        meta = MessageToDict(meta, preserving_proto_field_name=True)
+
+    def tensors(items):
+        return {t["name"]: (t["datatype"], [int(d) for d in t.get("shape", [])]) for t in items or []}
+
+    return {"name": meta.get("name"), "versions": meta.get("versions", []), "platform": meta.get("platform"),
+            "inputs": tensors(meta.get("inputs")), "outputs": tensors(meta.get("outputs"))}
+
+
+DTYPE_FROM_CONFIG = {
+    "TYPE_BOOL": "BOOL", "TYPE_UINT8": "UINT8", "TYPE_INT8": "INT8", "TYPE_INT16": "INT16",
+    "TYPE_INT32": "INT32", "TYPE_INT64": "INT64", "TYPE_FP16": "FP16", "TYPE_FP32": "FP32",
+    "TYPE_FP64": "FP64", "TYPE_STRING": "BYTES",
+}
+
+
+def compare_metadata(actual, expected):
+    """Problems between the server's metadata and what the model config declares.
+
+    expected: {'inputs': [{name, data_type|datatype, dims}], 'outputs': [...], 'max_batch_size': N}.
+    With max_batch_size > 0, the server reports a leading -1 batch dimension.
+    """
+    problems = []
+    batch = [-1] if int(expected.get("max_batch_size", 0) or 0) > 0 else []
+    for kind in ("inputs", "outputs"):
+        want = {}
+        for tensor in expected.get(kind, []):
+            dtype = tensor.get("datatype") or DTYPE_FROM_CONFIG.get(tensor.get("data_type"), tensor.get("data_type"))
+            want[tensor["name"]] = (dtype, batch + [int(d) for d in tensor.get("dims", [])])
+        have = actual[kind]
+        for name, spec in want.items():
+            if name not in have:
+                problems.append(f"{kind[:-1]} {name!r} is declared in the config but the server does not expose it")
+            elif have[name] != spec:
+                problems.append(f"{kind[:-1]} {name!r}: server has {have[name][0]} {have[name][1]}, "
+                                f"config declares {spec[0]} {spec[1]}")
+        for name in sorted(set(have) - set(want)):
+            problems.append(f"{kind[:-1]} {name!r} is served but not declared in the config")
+    return problems
+
+
+def load_reference(path):
+    """Reference file: {model?, inputs: {name: {datatype, shape, data}}, outputs: {name: {...}}, atol?, rtol?}."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            ref = json.load(handle)
+    except OSError as exc:
+        raise VerifyError(f"reference file {path!r} cannot be read: {exc}") from exc
+    except ValueError as exc:
+        raise VerifyError(f"reference file {path!r} is not JSON: {exc}") from exc
+    for key in ("inputs", "outputs"):
+        if not isinstance(ref.get(key), dict) or not ref[key]:
+            raise VerifyError(f"reference file {path!r}: '{key}' must map tensor names to "
+                              "{datatype, shape, data}")
+    return ref
+
+
+def _np_dtype(datatype):
+    return {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "INT32": np.int32, "INT64": np.int64,
+            "INT8": np.int8, "UINT8": np.uint8, "BOOL": np.bool_}[datatype]
+
+
+def to_arrays(tensors):
+    arrays = {}
+    for name, spec in tensors.items():
+        arrays[name] = np.asarray(spec["data"], dtype=_np_dtype(spec["datatype"])).reshape(spec["shape"])
+    return arrays
+
+
+def infer(client, protocol, model, version, inputs, output_names):
+    module = triton_grpc if protocol == "grpc" else triton_http
+    request_inputs = []
+    for name, array in inputs.items():
+        tensor = module.InferInput(name, list(array.shape), {
+            np.dtype(np.float32): "FP32", np.dtype(np.float64): "FP64", np.dtype(np.int32): "INT32",
+            np.dtype(np.int64): "INT64", np.dtype(np.float16): "FP16", np.dtype(np.int8): "INT8",
+            np.dtype(np.uint8): "UINT8", np.dtype(np.bool_): "BOOL"}[array.dtype])
+        tensor.set_data_from_numpy(array)
+        request_inputs.append(tensor)
+    outputs = [module.InferRequestedOutput(name) for name in output_names]
+    result = client.infer(model, request_inputs, model_version=version or "", outputs=outputs)
+    return {name: result.as_numpy(name) for name in output_names}
+
+
+def compare_outputs(actual, expected, atol, rtol):
+    """Return (report, problems) comparing output arrays elementwise with tolerance."""
+    report, problems = {}, []
+    for name, want in expected.items():
+        have = actual.get(name)
+        if have is None:
+            problems.append(f"output {name!r} missing from the response")
+            continue
+        if tuple(have.shape) != tuple(want.shape):
+            problems.append(f"output {name!r}: shape {list(have.shape)} differs from the reference {list(want.shape)}")
+            continue
+        diff = np.abs(have.astype(np.float64) - want.astype(np.float64))
+        bound = atol + rtol * np.abs(want.astype(np.float64))
+        bad = np.argwhere(diff > bound)
+        report[name] = {"max_abs_error": float(diff.max()) if diff.size else 0.0,
+                        "elements": int(want.size), "mismatched": int(len(bad))}
+        if len(bad):
+            first = tuple(int(i) for i in bad[0])
+            problems.append(
+                f"output {name!r}: {len(bad)} of {want.size} values differ beyond atol={atol}, rtol={rtol}; "
+                f"first at {list(first)}: got {have[first]!r}, expected {want[first]!r}"
+            )
+    return report, problems
+
+
+def percentile(sorted_values, pct):
+    if not sorted_values:
+        return None
+    k = (len(sorted_values) - 1) * pct / 100.0
+    low, high = math.floor(k), math.ceil(k)
+    if low == high:
+        return sorted_values[int(k)]
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (k - low)
+
+
+def load_phase(make, protocol, model, version, inputs, output_names, concurrency, duration_s,
+               clock=time.perf_counter):
+    """N workers, each with its own client, send the reference request until the duration ends."""
+    latencies, errors, lock = [], [], threading.Lock()
+    stop_at = clock() + duration_s
+
+    def worker():
+        client = make()
+        mine, my_errors = [], []
+        try:
+            while clock() < stop_at:
+                t0 = clock()
+                try:
+                    infer(client, protocol, model, version, inputs, output_names)
+                    mine.append(clock() - t0)
+                except Exception as exc:  # pylint: disable=broad-except
+                    my_errors.append(str(exc))
+        finally:
+            with lock:
+                latencies.extend(mine)
+                errors.extend(my_errors)
+            try:
+                client.close()
+            except Exception:  # pylint: disable=broad-except
+                pass
+
+    started = clock()
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(duration_s + 60)
+    elapsed = clock() - started
+    latencies.sort()
+    rows = next(iter(inputs.values())).shape[0] if inputs else 1
+
+    def ms(value):
+        return None if value is None else round(value * 1000.0, 3)
+
+    return {
+        "concurrency": concurrency, "duration_s": round(elapsed, 3), "requests": len(latencies),
+        "errors": len(errors), "first_error": errors[0] if errors else None,
+        "throughput_rps": round(len(latencies) / elapsed, 2) if elapsed > 0 else 0.0,
+        "rows_per_s": round(len(latencies) * rows / elapsed, 2) if elapsed > 0 else 0.0,
+        "latency_ms": {"p50": ms(percentile(latencies, 50)), "p90": ms(percentile(latencies, 90)),
+                       "p99": ms(percentile(latencies, 99)), "max": ms(latencies[-1] if latencies else None)},
+    }
+
+
+METRIC_LINE = re.compile(r'^(nv_inference_[a-z_]+)\{([^}]*)\}\s+([0-9.eE+-]+)$')
+
+
+def scrape_metrics(url, model=None, timeout=10.0):
+    """The server's nv_inference_* counters (summed over versions) from its Prometheus endpoint."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            text = response.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError) as exc:
+        raise VerifyError(f"metrics_url {url!r} cannot be read: {exc} — check the metrics port (8002)") from exc
+    metrics = {}
+    for line in text.splitlines():
+        match = METRIC_LINE.match(line.strip())
+        if not match:
+            continue
+        name, labels, value = match.groups()
+        if model and f'model="{model}"' not in labels:
+            continue
+        metrics[name] = metrics.get(name, 0.0) + float(value)
+    return metrics

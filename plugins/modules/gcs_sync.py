@@ -1,0 +1,161 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: rapids.triton_fil contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: gcs_sync
+short_description: Sync a local folder (a Triton model repository) to gs://bucket/prefix
+version_added: 0.1.0
+description:
+  - Lists the objects under O(prefix), compares each local file by size and MD5 with the object's
+    C(md5Hash), and uploads only the files that are new or differ, in parallel. Files above 8 MiB
+    go through resumable uploads in 8 MiB chunks.
+  - Uploads carry their MD5 so the server verifies them, and C(ifGenerationMatch) preconditions so a
+    retried or concurrent upload never overwrites an object it did not compare against.
+  - Objects under the prefix that have no local file are reported in RV(extra) and kept; they are
+    deleted only with O(delete=true).
+  - Check mode lists the planned uploads and deletes; C(--diff) shows them.
+extends_documentation_fragment:
+  - rapids.triton_fil.gcp
+options:
+  src:
+    description: Local folder to upload.
+    type: path
+    required: true
+  bucket:
+    description: Destination bucket name, without C(gs://).
+    type: str
+    required: true
+  prefix:
+    description: Object name prefix (a "folder" in the bucket); leading and trailing slashes are ignored.
+    type: str
+    default: ""
+  delete:
+    description: Delete objects under O(prefix) that have no local counterpart.
+    type: bool
+    default: false
+  exclude:
+    description: Shell patterns of file or folder names to skip.
+    type: list
+    elements: str
+    default: [".*", "__pycache__", "*.pyc"]
+  parallelism:
+    description: Concurrent uploads.
+    type: int
+    default: 8
+  api_endpoint:
+    description:
+      - Base URL of the GCS API, for emulators such as fake-gcs-server.
+      - Falls back to E(GCP_STORAGE_ENDPOINT), then E(STORAGE_EMULATOR_HOST).
+    type: str
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+author:
+  - rapids.triton_fil contributors
+"""
+
+EXAMPLES = r"""
+- name: Upload the model repository
+  rapids.triton_fil.gcs_sync:
+    src: "{{ playbook_dir }}/../model_repository"
+    bucket: my-project-triton-models
+    prefix: triton/model_repository
+    exclude: [".*", "*.py", "*.json.ref"]
+
+- name: Mirror exactly, removing objects that are gone locally
+  rapids.triton_fil.gcs_sync:
+    src: /srv/models
+    bucket: my-project-triton-models
+    prefix: triton/model_repository
+    delete: true
+"""
+
+RETURN = r"""
+url:
+  description: The synced location.
+  returned: always
+  type: str
+  sample: gs://my-project-triton-models/triton/model_repository
+actions:
+  description: The planned (and, outside check mode, executed) operations.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{op: upload, object: triton/model_repository/fil/config.pbtxt, reason: md5, bytes: 812}]
+uploaded:
+  description: Files uploaded.
+  returned: always
+  type: int
+deleted:
+  description: Objects deleted (only with O(delete=true)).
+  returned: always
+  type: int
+unchanged:
+  description: Files whose object already had the same size and MD5.
+  returned: always
+  type: int
+extra:
+  description: Objects under the prefix with no local file, kept because O(delete=false).
+  returned: always
+  type: list
+  elements: str
+bytes_planned:
+  description: Bytes the plan uploads.
+  returned: always
+  type: int
+bytes_sent:
+  description: Bytes uploaded (0 in check mode and when nothing changed).
+  returned: always
+  type: int
+planned_uploads:
+  description: Number of uploads in the plan.
+  returned: always
+  type: int
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import (
+    HAS_GOOGLE_AUTH, GOOGLE_AUTH_IMPORT_ERROR, GcpError, GcpSession, gcp_argument_spec,
+)
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.client import (
+    GcsClient, check_bucket_name, storage_endpoint_spec,
+)
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.runner import run_sync
+
+
+def main():
+    argument_spec = gcp_argument_spec()
+    argument_spec.update(
+        src=dict(type="path", required=True),
+        bucket=dict(type="str", required=True),
+        prefix=dict(type="str", default=""),
+        delete=dict(type="bool", default=False),
+        exclude=dict(type="list", elements="str", default=[".*", "__pycache__", "*.pyc"]),
+        parallelism=dict(type="int", default=8),
+        api_endpoint=storage_endpoint_spec(),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not HAS_GOOGLE_AUTH:
+        module.fail_json(msg=missing_required_lib("google-auth"), exception=str(GOOGLE_AUTH_IMPORT_ERROR))
+    problem = check_bucket_name(module.params["bucket"], "bucket")
+    if problem:
+        module.fail_json(msg=f"gcs_sync: {problem}")
+    if module.params["parallelism"] < 1:
+        module.fail_json(msg=f"gcs_sync: parallelism ({module.params['parallelism']}) must be at least 1")
+    try:
+        client = GcsClient(GcpSession(module.params), module.params["api_endpoint"])
+        result = run_sync(client, module.params, module.check_mode)
+    except GcpError as exc:
+        module.fail_json(msg=f"gcs_sync: {exc}")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: rapids.triton_fil contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: triton_verify
+short_description: Prove that a Triton Inference Server serves a model correctly
+version_added: 0.1.0
+description:
+  - Waits (with a deadline) until the server is live, ready, and the model is ready.
+  - Compares the model metadata the server reports with what the model configuration declares.
+  - Sends reference inputs and compares the outputs with the expected outputs within tolerance;
+    any difference fails the task and names the tensor, the index and both values.
+  - Optionally runs a load phase (O(load.concurrency) clients for O(load.duration) seconds) and returns
+    throughput and p50/p90/p99 latency, and reads the server's C(nv_inference_*) metrics.
+  - Read-only: never reports changed, and runs in check mode too.
+options:
+  url:
+    description:
+      - Server address, V(http://host:8000) for O(protocol=http), V(host:8001) for O(protocol=grpc).
+    type: str
+    required: true
+  protocol:
+    description: Client protocol.
+    type: str
+    choices: [http, grpc]
+    default: http
+  model:
+    description: Model name.
+    type: str
+    required: true
+  model_version:
+    description: Model version; empty for the server's choice.
+    type: str
+    default: ""
+  timeout:
+    description: Seconds to wait for the server and the model to become ready.
+    type: int
+    default: 300
+  expected_config:
+    description:
+      - What the model configuration declares, to compare with the server's metadata, as returned
+        by M(rapids.triton_fil.triton_model_repository) (C(inputs), C(outputs) with C(name),
+        C(data_type), C(dims); C(max_batch_size)).
+    type: dict
+  reference_file:
+    description:
+      - JSON file with C(inputs) and C(outputs), each mapping a tensor name to C(datatype), C(shape)
+        and C(data); optional C(atol) and C(rtol).
+    type: path
+  atol:
+    description: Absolute tolerance; defaults to the reference file's, else V(1e-5).
+    type: float
+  rtol:
+    description: Relative tolerance; defaults to the reference file's, else V(1e-4).
+    type: float
+  load:
+    description: Optional load phase with the reference request.
+    type: dict
+    suboptions:
+      concurrency:
+        description: Concurrent clients.
+        type: int
+        default: 4
+      duration:
+        description: Seconds.
+        type: float
+        default: 5
+  metrics_url:
+    description: Prometheus endpoint of the server (port 8002) to read C(nv_inference_*) counters from.
+    type: str
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+author:
+  - rapids.triton_fil contributors
+"""
+
+EXAMPLES = r"""
+- name: Verify the FIL model against its reference outputs, with a short load phase
+  rapids.triton_fil.triton_verify:
+    url: "{{ triton_fil_endpoint.http_url }}"
+    model: fil
+    reference_file: "{{ playbook_dir }}/../model_repository/fil_reference.json"
+    load:
+      concurrency: 4
+      duration: 10
+    metrics_url: http://127.0.0.1:8002/metrics
+"""
+
+RETURN = r"""
+server:
+  description: Server identity and readiness.
+  returned: always
+  type: dict
+  sample: {version: 2.51.0, waited_s: 3.2}
+metadata:
+  description: Model metadata as the server reports it (tensor name to datatype and shape).
+  returned: always
+  type: dict
+inference:
+  description: Per-output comparison with the reference (max absolute error, mismatched count).
+  returned: when O(reference_file) is given
+  type: dict
+load:
+  description: Throughput and latency percentiles of the load phase.
+  returned: when O(load) is given
+  type: dict
+  sample: {requests: 812, throughput_rps: 162.4, latency_ms: {p50: 5.9, p90: 8.8, p99: 13.0}}
+metrics:
+  description: The server's nv_inference_* counters for the model.
+  returned: when O(metrics_url) is given
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.verify import (
+    HAS_TRITONCLIENT, TRITONCLIENT_IMPORT_ERROR,
+)
+from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.runner import VerifyFailed, run_verify
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            url=dict(type="str", required=True),
+            protocol=dict(type="str", default="http", choices=["http", "grpc"]),
+            model=dict(type="str", required=True),
+            model_version=dict(type="str", default=""),
+            timeout=dict(type="int", default=300),
+            expected_config=dict(type="dict"),
+            reference_file=dict(type="path"),
+            atol=dict(type="float"),
+            rtol=dict(type="float"),
+            load=dict(type="dict", options=dict(
+                concurrency=dict(type="int", default=4),
+                duration=dict(type="float", default=5),
+            )),
+            metrics_url=dict(type="str"),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_TRITONCLIENT:
+        module.fail_json(msg=missing_required_lib("tritonclient[all]"), exception=str(TRITONCLIENT_IMPORT_ERROR))
+    try:
+        result = run_verify(module.params)
+    except VerifyFailed as exc:
+        module.fail_json(msg=f"triton_verify: {exc}", **exc.result)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

