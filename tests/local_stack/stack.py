@@ -111,7 +111,7 @@ def start_fake_gcs(data_dir, log_file, venv, log_level="warn"):
     # the emulator's own address.
     cmd = [str(fake_gcs_binary(venv)), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
            "-backend", "filesystem", "-filesystem-root", str(data_dir), "-external-url", url,
-           "-public-host", f"127.0.0.1:{port}", "-log-level", log_level]
+           "-public-host", f"127.0.0.1:{port}", "-location", "US-CENTRAL1", "-log-level", log_level]
     with open(log_file, "ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)  # pylint: disable=consider-using-with
     try:
@@ -223,6 +223,7 @@ class LocalStack:
         self.run_dir = Path(run_dir).resolve()
         self.venv = Path(venv or REPO / ".venv").resolve()
         self.bucket, self.prefix, self.config_name = bucket, prefix, config_name
+        self._proc = None  # set when this process started the supervisor (and so must reap it)
 
     @property
     def pid_file(self):
@@ -251,23 +252,29 @@ class LocalStack:
         with open(self.run_dir / "supervisor.log", "ab") as out:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,  # pylint: disable=consider-using-with
                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self._proc = proc
         self.pid_file.write_text(str(proc.pid))
         wait_for(lambda: (self.run_dir / "env.json").exists(), timeout, "local stack", proc,
                  self.run_dir / "supervisor.log")
         return self.env()
+
+    def _alive(self, pid):
+        if self._proc is not None and self._proc.pid == pid:
+            return self._proc.poll() is None  # our child: poll() reaps it
+        try:
+            os.kill(pid, 0)
+            return True
+        except OSError:
+            return False
 
     def down(self, timeout=30):
         pid = self.running_pid()
         if pid:
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                try:
-                    os.kill(pid, 0)
-                except OSError:
-                    break
+            while self._alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            else:
+            if self._alive(pid):
                 os.killpg(pid, signal.SIGKILL)
         self.pid_file.unlink(missing_ok=True)
 
@@ -287,8 +294,9 @@ def main(argv=None):
     parser.add_argument("--bucket", default=DEFAULT_BUCKET)
     parser.add_argument("--prefix", default=DEFAULT_PREFIX)
     parser.add_argument("--config-name", default=DEFAULT_CONFIG_NAME)
-    parser.add_argument("cmd", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cmd = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     if args.command == "supervise":
         Supervisor(args.run_dir, args.venv, args.bucket, args.prefix, args.config_name).run()
         return 0
@@ -303,7 +311,6 @@ def main(argv=None):
         pid = stack.running_pid()
         print(json.dumps({"running": bool(pid), "pid": pid, "env": stack.env() if pid else None}, indent=2))
         return 0 if pid else 3
-    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
         parser.error("run needs a command after --")
     env = dict(os.environ)
