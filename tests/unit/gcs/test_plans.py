@@ -1,0 +1,75 @@
+"""Bucket update planning and sync planning, pure logic."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.bucket import desired_bucket, plan_bucket_update
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.client import check_bucket_name, file_md5_b64
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.sync import plan_sync
+
+PARAMS = {"name": "b", "location": "us", "storage_class": None, "uniform_access": True,
+          "public_access_prevention": "enforced", "labels": {"app": "x"}, "versioning": None}
+
+
+def test_bucket_plan_patches_only_what_differs():
+    actual = {"name": "b", "location": "US", "labels": {"app": "y"},
+              "iamConfiguration": {"uniformBucketLevelAccess": {"enabled": True}, "publicAccessPrevention": "enforced"}}
+    patch, changes, unverified = plan_bucket_update(desired_bucket(PARAMS), actual)
+    assert patch == {"labels": {"app": "x"}}
+    assert changes == [{"field": "labels", "before": {"app": "y"}, "after": {"app": "x"}}]
+    assert unverified == []
+
+
+def test_bucket_plan_reports_fields_the_server_omits_instead_of_rewriting_them():
+    actual = {"name": "b", "location": "US", "labels": {"app": "x"}}
+    patch, changes, unverified = plan_bucket_update(desired_bucket(PARAMS), actual)
+    assert patch == {} and changes == []
+    assert unverified == ["iamConfiguration.uniformBucketLevelAccess.enabled", "iamConfiguration.publicAccessPrevention"]
+
+
+def test_bucket_location_change_is_refused_with_the_fix():
+    with pytest.raises(GcpError, match="location cannot change .* set location to EU"):
+        plan_bucket_update(desired_bucket(PARAMS), {"name": "b", "location": "EU"})
+
+
+@pytest.mark.parametrize("name,fragment", [
+    ("gs://b", "drop the 'gs://' prefix"), ("Upper", "not a valid bucket name"), ("", "is empty"),
+    ("googbucket", "not a valid bucket name"),
+])
+def test_bucket_names_are_checked(name, fragment):
+    assert fragment in check_bucket_name(name)
+
+
+def test_valid_bucket_name_passes():
+    assert check_bucket_name("my-project-triton-models") is None
+
+
+class ListingOnly:
+    """A GcsClient stand-in for planning: planning only ever lists."""
+
+    def __init__(self, objects):
+        self.objects = objects
+
+    def list_objects(self, bucket, prefix=""):
+        return {k: v for k, v in self.objects.items() if k.startswith(prefix)}
+
+
+def test_sync_plan_compares_size_and_md5(tmp_path):
+    (tmp_path / "m/1").mkdir(parents=True)
+    (tmp_path / "m/config.pbtxt").write_bytes(b"same")
+    (tmp_path / "m/1/model.json").write_bytes(b"changed!")
+    (tmp_path / "m/new.txt").write_bytes(b"n")
+    same_md5 = file_md5_b64(tmp_path / "m/config.pbtxt")
+    remote = {
+        "p/m/config.pbtxt": {"size": 4, "md5Hash": same_md5, "generation": "1"},
+        "p/m/1/model.json": {"size": 8, "md5Hash": "AAAAAAAAAAAAAAAAAAAAAA==", "generation": "2"},
+        "p/m/gone.txt": {"size": 1, "md5Hash": "x", "generation": "3"},
+    }
+    plan = plan_sync(ListingOnly(remote), tmp_path, "bkt", "/p/", delete=False)
+    assert [(a.name, a.reason) for a in plan.actions] == [("p/m/1/model.json", "md5"), ("p/m/new.txt", "new")]
+    assert plan.unchanged == ["p/m/config.pbtxt"] and plan.extra == ["p/m/gone.txt"]
+    assert plan.actions[0].generation == "2"   # replace only the generation we compared
+    pruning = plan_sync(ListingOnly(remote), tmp_path, "bkt", "p", delete=True)
+    assert [(a.op, a.name) for a in pruning.deletes] == [("delete", "p/m/gone.txt")]
