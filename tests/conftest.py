@@ -2,109 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
-import textwrap
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-COLLECTIONS = REPO / "collections"
-if str(COLLECTIONS) not in sys.path:
-    sys.path.insert(0, str(COLLECTIONS))
-if str(REPO / "tests") not in sys.path:
-    sys.path.insert(0, str(REPO / "tests"))
+for path in (REPO / "collections", REPO / "tests"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
-
-@dataclass
-class AnsibleRun:
-    """The outcome of one ansible-playbook run, read through the ansible.posix.json callback."""
-
-    rc: int
-    stdout: str
-    stderr: str
-    data: dict = field(default_factory=dict)
-
-    @property
-    def stats(self):
-        return self.data.get("stats", {})
-
-    def total(self, key):
-        return sum(host.get(key, 0) for host in self.stats.values())
-
-    @property
-    def changed(self):
-        return self.total("changed")
-
-    @property
-    def failed(self):
-        return self.total("failures") + self.total("unreachable")
-
-    def tasks(self):
-        for play in self.data.get("plays", []):
-            yield from play.get("tasks", [])
-
-    def results(self, task_name, host=None):
-        """Every host's result of the tasks whose name is or ends with task_name."""
-        found = []
-        for task in self.tasks():
-            name = task["task"]["name"]
-            if name == task_name or name.endswith(" : " + task_name):
-                for hostname, result in task["hosts"].items():
-                    if host is None or hostname == host:
-                        found.append(result)
-        if not found:
-            names = [t["task"]["name"] for t in self.tasks()]
-            raise AssertionError(f"no task named {task_name!r}; ran: {names}")
-        return found
-
-    def result(self, task_name, host=None):
-        return self.results(task_name, host)[-1]
-
-
-def run_playbook(playbook, *, inventory=None, extra_vars=None, check=False, diff=False,
-                 env=None, verbosity=0, tmp_path=None, callback="ansible.posix.json", timeout=900):
-    """Run ansible-playbook from the repo root; playbook is a path or the YAML text of one."""
-    if "\n" in str(playbook):
-        assert tmp_path is not None, "an inline playbook needs tmp_path"
-        path = Path(tmp_path) / "playbook.yml"
-        path.write_text(textwrap.dedent(playbook))
-        playbook = path
-    cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), str(playbook)]
-    cmd += ["-i", str(inventory)] if inventory else ["-i", "localhost,", "-c", "local"]
-    if extra_vars:
-        cmd += ["-e", json.dumps(extra_vars)]
-    if check:
-        cmd.append("--check")
-    if diff:
-        cmd.append("--diff")
-    if verbosity:
-        cmd.append("-" + "v" * verbosity)
-    run_env = dict(os.environ)
-    run_env.update({
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-    })
-    if callback:
-        run_env["ANSIBLE_STDOUT_CALLBACK"] = callback
-    run_env.update(env or {})
-    proc = subprocess.run(cmd, cwd=REPO, env=run_env, capture_output=True, text=True, timeout=timeout, check=False)
-    data = {}
-    if callback == "ansible.posix.json":
-        start = proc.stdout.find("{")
-        if start >= 0:
-            try:
-                data = json.loads(proc.stdout[start:])
-            except ValueError:
-                data = {}
-    return AnsibleRun(proc.returncode, proc.stdout, proc.stderr, data)
+from testlib import AnsibleRun, run_playbook  # noqa: E402,F401  pylint: disable=wrong-import-position
 
 
 @pytest.fixture

@@ -1,0 +1,93 @@
+"""site.yml on the local stack: models → fake GCS → Triton loads gs:// → verified inference."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from testlib import REPO, run_playbook
+
+pytestmark = pytest.mark.stack
+
+INVENTORY = REPO / "inventories" / "local"
+SITE = REPO / "playbooks" / "site.yml"
+
+
+@pytest.fixture(scope="module")
+def converged(local_stack):
+    """The first converge of site.yml: everything is created."""
+    first = run_playbook(SITE, inventory=INVENTORY, env=local_stack)
+    assert first.rc == 0, first.stdout[-4000:] + first.stderr[-2000:]
+    return first
+
+
+def test_first_run_syncs_and_verifies(converged):
+    sync = converged.result("Sync the model repository to the bucket")
+    assert sync["changed"] is True and sync["uploaded"] >= 3
+    assert sync["url"].startswith("gs://triton-fil-local/triton/model_repository")
+    verify = converged.result("Verify inference against the reference")
+    assert verify["inference"]["matched"] is True
+    assert verify["server"]["version"] == "2.51.0"
+    assert verify["load"]["requests"] > 0 and verify["load"]["errors"] == 0
+    assert verify["metrics"]["nv_inference_request_success"] >= verify["load"]["requests"]
+
+
+def test_second_run_changes_nothing(converged, local_stack):
+    second = run_playbook(SITE, inventory=INVENTORY, env=local_stack)
+    assert second.rc == 0, second.stdout[-4000:]
+    assert second.changed == 0
+    sync = second.result("Sync the model repository to the bucket")
+    assert sync["bytes_sent"] == 0 and sync["planned_uploads"] == 0
+
+
+def test_check_mode_plans_nothing_after_converge(converged, local_stack):
+    check = run_playbook(SITE, inventory=INVENTORY, env=local_stack, check=True, diff=True)
+    assert check.rc == 0 and check.changed == 0, check.stdout[-4000:]
+
+
+VERIFY_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: verify
+      rapids.triton_fil.triton_verify:
+        url: "{{ url }}"
+        protocol: "{{ protocol | default('http') }}"
+        model: "{{ model | default('fil') }}"
+        timeout: "{{ timeout | default(30) }}"
+        reference_file: "{{ reference }}"
+"""
+
+
+def test_verify_over_grpc(converged, local_stack, ansible):
+    run = ansible(VERIFY_PLAY, extra_vars={"url": local_stack["TRITON_FIL_GRPC_URL"], "protocol": "grpc",
+                                           "reference": str(REPO / "model_repository" / "fil_reference.json")})
+    assert run.rc == 0, run.stdout[-3000:]
+    assert run.result("verify")["inference"]["matched"] is True
+
+
+def test_verify_fails_loudly_when_an_output_differs(converged, local_stack, ansible, tmp_path):
+    reference = json.loads((REPO / "model_repository" / "fil_reference.json").read_text())
+    name = next(iter(reference["outputs"]))
+    data = reference["outputs"][name]["data"]
+    # Flip one expected value far outside any tolerance.
+    row = data[3] if isinstance(data[3], list) else None
+    if row is not None:
+        row[0] = row[0] + 0.5
+    else:
+        data[3] = data[3] + 0.5
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps(reference))
+    run = ansible(VERIFY_PLAY, extra_vars={"url": local_stack["TRITON_FIL_HTTP_URL"], "reference": str(wrong)})
+    assert run.rc != 0
+    msg = run.result("verify")["msg"]
+    assert f"output '{name}'" in msg and "answered differently from the reference" in msg
+    assert "first at [3" in msg
+
+
+def test_verify_unknown_model_fails_with_the_hint(converged, local_stack, ansible):
+    run = ansible(VERIFY_PLAY, extra_vars={"url": local_stack["TRITON_FIL_HTTP_URL"], "model": "nope", "timeout": 2,
+                                           "reference": str(REPO / "model_repository" / "fil_reference.json")})
+    assert run.rc != 0
+    assert "model 'nope' is not ready" in run.result("verify")["msg"]
