@@ -10,8 +10,9 @@ module: gcs_sync
 short_description: Sync a local folder (a Triton model repository) to gs://bucket/prefix
 version_added: 0.1.0
 description:
-  - Lists the objects under O(prefix), compares each local file by size and MD5 with the object's
-    C(md5Hash), and uploads only the files that are new or differ, in parallel. Files above 8 MiB
+  - Lists the objects under O(prefix), compares each local file with its object (size, then the
+    modification time recorded at upload or the MD5, see O(compare)), and uploads only the files
+    that are new or differ, in parallel. Files above 8 MiB
     go through resumable uploads in 8 MiB chunks.
   - Uploads carry their MD5 so the server verifies them, and C(ifGenerationMatch) preconditions so a
     retried or concurrent upload never overwrites an object it did not compare against.
@@ -42,6 +43,14 @@ options:
     type: list
     elements: str
     default: [".*", "__pycache__", "*.pyc"]
+  compare:
+    description:
+      - V(auto) takes a file as unchanged when its size and modification time equal those recorded on
+        the object at upload (no hashing, like C(gcloud storage rsync)); any other file is compared by MD5.
+      - V(checksum) hashes every file and compares MD5s.
+    type: str
+    choices: [auto, checksum]
+    default: auto
   parallelism:
     description: Concurrent uploads.
     type: int
@@ -138,6 +147,7 @@ def main():
         prefix=dict(type="str", default=""),
         delete=dict(type="bool", default=False),
         exclude=dict(type="list", elements="str", default=[".*", "__pycache__", "*.pyc"]),
+        compare=dict(type="str", default="auto", choices=["auto", "checksum"]),
         parallelism=dict(type="int", default=8),
         api_endpoint=storage_endpoint_spec(),
     )

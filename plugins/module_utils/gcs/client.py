@@ -87,7 +87,7 @@ class GcsClient:
         """{name: {size, md5Hash, crc32c, generation}} of every object under prefix."""
         objects, token = {}, None
         while True:
-            params = {"prefix": prefix, "fields": "items(name,size,md5Hash,crc32c,generation),nextPageToken"}
+            params = {"prefix": prefix, "fields": "items(name,size,md5Hash,crc32c,generation,metadata),nextPageToken"}
             if token:
                 params["pageToken"] = token
             page = self.session.json("GET", f"{self.api}/b/{quote(bucket, safe='')}/o", params=params,
@@ -98,19 +98,20 @@ class GcsClient:
                     "md5Hash": item.get("md5Hash"),
                     "crc32c": item.get("crc32c"),
                     "generation": item.get("generation"),
+                    "metadata": item.get("metadata") or {},
                 }
             token = page.get("nextPageToken")
             if not token:
                 return objects
 
-    def upload(self, bucket, name, path, md5_b64, size, if_generation_match=None, content_type=None):
+    def upload(self, bucket, name, path, md5_b64, size, if_generation_match=None, content_type=None, metadata=None):
         """Upload one file; multipart below SIMPLE_UPLOAD_LIMIT, resumable in chunks above."""
         content_type = content_type or "application/octet-stream"
         params = {}
         if if_generation_match is not None:
             params["ifGenerationMatch"] = str(if_generation_match)
         context = f"uploading {path} to gs://{bucket}/{name}"
-        metadata = {"name": name, "md5Hash": md5_b64, "contentType": content_type}
+        metadata = {"name": name, "md5Hash": md5_b64, "contentType": content_type, "metadata": metadata or {}}
         if size <= SIMPLE_UPLOAD_LIMIT:
             with open(path, "rb") as handle:
                 data = handle.read()

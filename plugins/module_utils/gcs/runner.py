@@ -64,7 +64,8 @@ def run_sync(client, params, check_mode):
         raise GcpError(
             f"bucket {bucket!r} does not exist — create it first (rapids.triton_fil.gcs_bucket) or fix 'bucket'"
         )
-    plan = plan_sync(client, src, bucket, params["prefix"], params["delete"], params.get("exclude"))
+    plan = plan_sync(client, src, bucket, params["prefix"], params["delete"], params.get("exclude"),
+                     params.get("compare") or "auto")
     done = [] if check_mode else execute_plan(client, plan, params["parallelism"])
     uploads = plan.uploads
     return {

@@ -13,6 +13,11 @@ from dataclasses import dataclass, field
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpApiError
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.client import file_md5_b64, walk_local_tree
 
+# Custom object metadata recording the local file's mtime at upload. With compare=auto, a file whose
+# size and mtime equal the object's is taken as unchanged without hashing it (what gcloud storage
+# rsync does too); any other file is hashed and compared by MD5.
+MTIME_KEY = "rapids-triton-fil-mtime-ns"
+
 
 @dataclass
 class SyncAction:
@@ -23,6 +28,7 @@ class SyncAction:
     path: str = None
     md5: str = None
     generation: str = None
+    mtime_ns: int = None
 
     def describe(self):
         return {"op": self.op, "object": self.name, "reason": self.reason, "bytes": self.size}
@@ -69,28 +75,38 @@ def normalize_prefix(prefix):
     return prefix + "/" if prefix else ""
 
 
-def plan_sync(client, src, bucket, prefix, delete=False, exclude=None):
-    """Compare the local tree with the remote listing; reads only, writes nothing."""
+def plan_sync(client, src, bucket, prefix, delete=False, exclude=None, compare="auto"):
+    """Compare the local tree with the remote listing; reads only, writes nothing.
+
+    compare: "auto" trusts an equal size + recorded mtime, "checksum" always hashes.
+    """
     prefix = normalize_prefix(prefix)
     local = walk_local_tree(src, **({"exclude": exclude} if exclude is not None else {}))
     remote = client.list_objects(bucket, prefix)
     plan = SyncPlan(bucket=bucket, prefix=prefix)
     for rel, path in sorted(local.items()):
         name = prefix + rel
-        size = os.path.getsize(path)
-        md5 = file_md5_b64(path)
+        stat = os.stat(path)
+        size, mtime = stat.st_size, stat.st_mtime_ns
         have = remote.get(name)
+        if (compare == "auto" and have is not None and have["size"] == size and have.get("md5Hash")
+                and have.get("metadata", {}).get(MTIME_KEY) == str(mtime)):
+            plan.unchanged.append(name)
+            continue
+        md5 = file_md5_b64(path)
         if have is None:
-            plan.actions.append(SyncAction("upload", name, "new", size, path, md5))
+            reason = "new"
         elif have["size"] != size:
-            plan.actions.append(SyncAction("upload", name, "size", size, path, md5, have["generation"]))
-        elif have.get("md5Hash") and have["md5Hash"] != md5:
-            plan.actions.append(SyncAction("upload", name, "md5", size, path, md5, have["generation"]))
+            reason = "size"
         elif not have.get("md5Hash"):
-            # Composite objects carry no md5; same size but unknown content: re-send to be sure.
-            plan.actions.append(SyncAction("upload", name, "no-md5", size, path, md5, have["generation"]))
+            reason = "no-md5"  # composite objects carry no MD5: same size, unknown content
+        elif have["md5Hash"] != md5:
+            reason = "md5"
         else:
             plan.unchanged.append(name)
+            continue
+        plan.actions.append(SyncAction("upload", name, reason, size, path, md5,
+                                       have["generation"] if have else None, mtime))
     local_names = {prefix + rel for rel in local}
     for name in sorted(set(remote) - local_names):
         if delete:
@@ -111,7 +127,8 @@ def _execute_one(client, bucket, action):
     generation = action.generation if action.generation else 0
     try:
         client.upload(bucket, action.name, action.path, action.md5, action.size,
-                      if_generation_match=generation, content_type=content_type)
+                      if_generation_match=generation, content_type=content_type,
+                      metadata={MTIME_KEY: str(action.mtime_ns)})
     except GcpApiError as exc:
         if exc.status != 412:
             raise

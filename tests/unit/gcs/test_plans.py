@@ -73,3 +73,27 @@ def test_sync_plan_compares_size_and_md5(tmp_path):
     assert plan.actions[0].generation == "2"   # replace only the generation we compared
     pruning = plan_sync(ListingOnly(remote), tmp_path, "bkt", "p", delete=True)
     assert [(a.op, a.name) for a in pruning.deletes] == [("delete", "p/m/gone.txt")]
+
+
+def test_recorded_mtime_skips_hashing_and_checksum_mode_does_not(tmp_path, monkeypatch):
+    import os
+
+    from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs import sync
+
+    path = tmp_path / "m.bin"
+    path.write_bytes(b"abcd")
+    mtime = os.stat(path).st_mtime_ns
+    md5 = file_md5_b64(path)
+    hashed = []
+    monkeypatch.setattr(sync, "file_md5_b64", lambda p: hashed.append(p) or md5)
+    remote = {"m.bin": {"size": 4, "md5Hash": md5, "generation": "1", "metadata": {sync.MTIME_KEY: str(mtime)}}}
+    plan = plan_sync(ListingOnly(remote), tmp_path, "b", "", compare="auto")
+    assert plan.unchanged == ["m.bin"] and hashed == []
+    plan = plan_sync(ListingOnly(remote), tmp_path, "b", "", compare="checksum")
+    assert plan.unchanged == ["m.bin"] and len(hashed) == 1
+    # Same size, new content, new mtime: hashed and re-sent.
+    path.write_bytes(b"wxyz")
+    os.utime(path, ns=(mtime + 10**9, mtime + 10**9))
+    monkeypatch.setattr(sync, "file_md5_b64", file_md5_b64)
+    plan = plan_sync(ListingOnly(remote), tmp_path, "b", "", compare="auto")
+    assert [(a.name, a.reason) for a in plan.actions] == [("m.bin", "md5")]

@@ -1,0 +1,99 @@
+"""Shared pieces of the benchmarks: a byte-counting TCP proxy, medians, the summary table."""
+
+from __future__ import annotations
+
+import json
+import socket
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "collections"))
+RESULTS = REPO / "bench" / "results"
+
+
+class CountingProxy:
+    """Forwards 127.0.0.1:<port> to a target and counts the bytes each way (what a client really sent)."""
+
+    def __init__(self, target_host, target_port):
+        self.target = (target_host, target_port)
+        self.sent = 0       # client → server
+        self.received = 0   # server → client
+        self._lock = threading.Lock()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self.port = self._sock.getsockname()[1]
+        self._stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def reset(self):
+        with self._lock:
+            self.sent = self.received = 0
+
+    def _accept(self):
+        while not self._stop:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            threading.Thread(target=self._pipe, args=(client, upstream, "sent"), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, "received"), daemon=True).start()
+
+    def _pipe(self, src, dst, counter):
+        try:
+            while True:
+                data = src.recv(1 << 16)
+                if not data:
+                    break
+                with self._lock:
+                    setattr(self, counter, getattr(self, counter) + len(data))
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self._stop = True
+        self._sock.close()
+
+
+def timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    value = fn(*args, **kwargs)
+    return time.perf_counter() - start, value
+
+
+def median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+def print_table(title, header, rows):
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    line = "  ".join(str(h).ljust(w) for h, w in zip(header, widths))
+    print(f"\n{title}\n{line}\n{'-' * len(line)}")
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+
+
+def write_result(name, data):
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2))
+    print(f"\nwrote {path.relative_to(REPO)}")
+    return path
