@@ -1,0 +1,15 @@
+#!/usr/bin/env python3
+"""Run every benchmark in bench/ one after another (`make bench`); each prints its own table."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHES = ["gcs_sync.py", "verify_load.py"]
+
+if __name__ == "__main__":
+    failed = [b for b in BENCHES if subprocess.call([sys.executable, str(HERE / b), *sys.argv[1:]], cwd=HERE)]
+    sys.exit(f"failed: {', '.join(failed)}" if failed else 0)
