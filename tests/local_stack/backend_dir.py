@@ -1,6 +1,8 @@
 """Assemble a Triton backend directory holding the python backend and the CPU `fil` stand-in.
 
-(Provisional: the model branch brings the full version.)
+The python backend stays in site-packages (its stub finds the CUDA runtime through a relative
+rpath); only libtriton_python.so is copied, because Triton refuses a backend library that
+resolves outside the backend directory.
 """
 
 from __future__ import annotations
