@@ -58,6 +58,10 @@ checked:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.preflight.rules import check
+from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.model_config import (
+    ModelRepositoryError,
+    validate_repository,
+)
 
 
 def main():
@@ -69,12 +73,9 @@ def main():
     problems = check(settings)
     if module.params["model_repository"]:
         try:
-            from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.model_config import (
-                validate_repository,
-            )
-        except ImportError as exc:
-            module.fail_json(msg=f"deployment_preflight: model validation unavailable: {exc}")
-        report = validate_repository(module.params["model_repository"])
+            report = validate_repository(module.params["model_repository"])
+        except ModelRepositoryError as exc:
+            report = {"problems": [str(exc)]}
         problems += [f"gcs_models_src: {p}" for p in report["problems"]]
     result = {"changed": False, "problems": problems, "checked": sorted(settings)}
     if problems:
