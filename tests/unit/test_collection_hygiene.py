@@ -1,0 +1,87 @@
+"""The collection's own rules, checked on every module and role (not a substitute for ansible-test sanity)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+
+import pytest
+import yaml
+
+from testlib import REPO
+
+MODULES = sorted(p.stem for p in (REPO / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
+ROLES = sorted(p.name for p in (REPO / "roles").iterdir() if (p / "tasks").is_dir())
+
+
+def module_source(name):
+    return (REPO / "plugins" / "modules" / f"{name}.py").read_text()
+
+
+def doc_blocks(name):
+    tree = ast.parse(module_source(name))
+    blocks = {node.targets[0].id: node.value.value for node in tree.body
+              if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+              and node.targets[0].id in ("DOCUMENTATION", "EXAMPLES", "RETURN")}
+    return blocks
+
+
+def test_there_are_modules_and_roles():
+    assert {"gcs_bucket", "gcs_sync", "triton_model_repository", "triton_verify"} <= set(MODULES)
+    assert {"gcs_models", "verify"} <= set(ROLES)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_module_documents_itself_and_supports_check_mode(name):
+    blocks = doc_blocks(name)
+    assert set(blocks) == {"DOCUMENTATION", "EXAMPLES", "RETURN"}
+    doc = yaml.safe_load(blocks["DOCUMENTATION"])
+    assert doc["module"] == name and doc["short_description"]
+    assert doc["attributes"]["check_mode"]["support"] in ("full", "partial")
+    assert "diff_mode" in doc["attributes"]
+    assert yaml.safe_load(blocks["EXAMPLES"]), "EXAMPLES must hold at least one task"
+    used = [key for task in yaml.safe_load(blocks["EXAMPLES"]) for key in task]
+    assert f"rapids.triton_fil.{name}" in used, "EXAMPLES must call the module by its FQCN"
+    assert isinstance(yaml.safe_load(blocks["RETURN"]), dict)
+    assert "supports_check_mode=True" in module_source(name)
+
+
+def test_ansible_doc_renders_every_module():
+    names = [f"rapids.triton_fil.{m}" for m in MODULES]
+    out = subprocess.run([str(REPO / ".venv" / "bin" / "ansible-doc"), "-j", *names], cwd=REPO,
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    rendered = json.loads(out.stdout)
+    assert sorted(rendered) == sorted(names)
+    for name, doc in rendered.items():
+        assert doc["doc"]["description"], name
+
+
+def test_action_group_lists_existing_modules():
+    runtime = yaml.safe_load((REPO / "meta" / "runtime.yml").read_text())
+    for group, members in runtime.get("action_groups", {}).items():
+        missing = [m for m in members if isinstance(m, str) and m not in MODULES]
+        assert not missing, f"action group {group} names missing modules {missing}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_argument_specs_cover_every_default(role):
+    root = REPO / "roles" / role
+    specs = yaml.safe_load((root / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+    options = specs["main"]["options"]
+    defaults = yaml.safe_load((root / "defaults" / "main.yml").read_text()) or {}
+    assert sorted(set(defaults) - set(options)) == [], "defaults without an argument spec"
+    for name, spec in options.items():
+        assert name.startswith(f"{role}_") or name.startswith(("gcp_", "triton_fil_")), name
+        assert spec.get("description"), f"{role}: {name} has no description"
+        if name in defaults and "default" in spec and "{{" not in str(defaults[name]):
+            assert spec["default"] == defaults[name], f"{role}: {name} default differs from defaults/main.yml"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_roles_use_modules_not_shell(role):
+    for path in (REPO / "roles" / role).rglob("*.yml"):
+        text = path.read_text()
+        for forbidden in ("ansible.builtin.shell", "ansible.builtin.command", "\n  shell:", "\n  command:"):
+            assert forbidden not in text, f"{path.relative_to(REPO)} uses {forbidden.strip()}"
