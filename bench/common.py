@@ -43,7 +43,7 @@ class CountingProxy:
     def _accept(self):
         while not self._stop:
             try:
-                client, _ = self._sock.accept()
+                client, _addr = self._sock.accept()
             except OSError:
                 return
             upstream = socket.create_connection(self.target)

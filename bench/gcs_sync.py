@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Model sync: rapids.triton_fil.gcs_sync vs `gcloud storage rsync`, side by side on one fake-gcs-server.
 
 Each tool syncs a generated model repository (64 files, 256 MiB, a few files > 32 MiB) into a fresh
@@ -118,7 +118,7 @@ def main():
                         for path in (files[10], files[30]):
                             path.write_bytes(rng.randbytes(path.stat().st_size))
                     proxy.reset()
-                    seconds, _ = timed(tools[tool], src, bucket, proxy.url, work)
+                    seconds, _result = timed(tools[tool], src, bucket, proxy.url, work)
                     samples[tool][phase].append(seconds)
                     sent[tool][phase].append(proxy.sent)
         rows, result = [], {"files": len(files) + 8, "bytes": total, "reps": args.reps, "phases": {}}

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Run every benchmark in bench/ one after another (`make bench`); each prints its own table."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Verify load phase: the triton_verify module's load vs a plain tritonclient asyncio loop.
 
 Both send the reference request of the sample model to the same local Triton at the same
@@ -70,8 +70,8 @@ def run_ours(env, concurrency, duration, workdir):
 
 
 async def _plain(url, inputs, outputs, concurrency, duration):
-    import tritonclient.http.aio as aio
-    import tritonclient.http as http
+    from tritonclient import http
+    from tritonclient.http import aio
 
     client = aio.InferenceServerClient(url=tv.strip_scheme(url), conn_limit=concurrency)
     latencies = []
@@ -93,7 +93,7 @@ async def _plain(url, inputs, outputs, concurrency, duration):
             latencies.append(time.perf_counter() - t0)
 
     start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker() for _worker in range(concurrency)))
     elapsed = time.perf_counter() - start
     await client.close()
     latencies.sort()

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Regenerate the sample model repository deterministically.
 
     python model_repository/generate.py           # rewrite fil/1/xgboost.json and fil_reference.json

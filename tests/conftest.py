@@ -12,7 +12,7 @@ for path in (REPO / "collections", REPO / "tests"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from testlib import AnsibleRun, run_playbook  # noqa: E402,F401  pylint: disable=wrong-import-position
+from testlib import run_playbook  # noqa: E402  pylint: disable=wrong-import-position
 
 
 @pytest.fixture

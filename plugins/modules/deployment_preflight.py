@@ -25,11 +25,13 @@ options:
     type: path
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 author:
-  - rapids.triton_fil contributors
+  - rapids.triton_fil contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -44,7 +46,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 problems:
-  description: Every problem found, as "variable: what is wrong — how to fix it".
+  description: Every problem found; each names the variable, what is wrong and how to fix it.
   returned: always
   type: list
   elements: str

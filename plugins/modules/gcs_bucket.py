@@ -67,14 +67,16 @@ options:
     type: str
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 notes:
   - Fields that the server does not report (some emulators omit C(iamConfiguration) or C(labels))
     are returned in RV(unverified) and not rewritten on every run.
 author:
-  - rapids.triton_fil contributors
+  - rapids.triton_fil contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

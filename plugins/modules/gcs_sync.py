@@ -62,11 +62,13 @@ options:
     type: str
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 author:
-  - rapids.triton_fil contributors
+  - rapids.triton_fil contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

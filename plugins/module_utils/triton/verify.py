@@ -11,7 +11,8 @@ import re
 import threading
 import time
 import urllib.error
-import urllib.request
+
+from ansible.module_utils.urls import ConnectionError as UrlsConnectionError, open_url
 
 try:
     import numpy as np
@@ -225,7 +226,7 @@ def load_phase(make, protocol, model, version, inputs, output_names, concurrency
                 pass
 
     started = clock()
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    threads = [threading.Thread(target=worker, daemon=True) for dummy in range(concurrency)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -253,9 +254,9 @@ METRIC_LINE = re.compile(r'^(nv_inference_[a-z_]+)\{([^}]*)\}\s+([0-9.eE+-]+)$')
 def scrape_metrics(url, model=None, timeout=10.0):
     """The server's nv_inference_* counters (summed over versions) from its Prometheus endpoint."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with open_url(url, timeout=timeout) as response:
             text = response.read().decode("utf-8", "replace")
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, UrlsConnectionError, OSError) as exc:
         raise VerifyError(f"metrics_url {url!r} cannot be read: {exc} — check the metrics port (8002)") from exc
     metrics = {}
     for line in text.splitlines():

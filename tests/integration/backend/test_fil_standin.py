@@ -128,7 +128,7 @@ def infer(client, model, rows):
     "xgb_model_regression", "lightgbm_proba", "treelite_checkpoint_proba",
 ])
 def test_stand_in_matches_the_library(served, model):
-    client, rows, expectations, _ = served
+    client, rows, expectations, _log = served
     got = infer(client, model, rows)
     want = expectations[model]
     assert got.dtype == np.float32 and got.shape == want.shape
@@ -137,14 +137,14 @@ def test_stand_in_matches_the_library(served, model):
 
 def test_predictions_are_not_trivial(served):
     """Guard against a backend that returns constants: labels use both classes, probabilities vary."""
-    client, rows, _, _ = served
+    client, rows = served[:2]
     labels = infer(client, "xgb_json_class", rows)
     assert set(labels.ravel().tolist()) == {0.0, 1.0}
     assert np.ptp(infer(client, "xgb_json_proba", rows)[:, 1]) > 0.1
 
 
 def test_mismatched_feature_count_fails_to_load_with_reason(served):
-    client, _, _, log_file = served
+    client, log_file = served[0], served[3]
     assert not client.is_model_ready("wrong_features")
     log = log_file.read_text(errors="replace")
     assert "input input__0 declares 5 features but xgboost.json was trained on 6" in log

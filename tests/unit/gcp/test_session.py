@@ -88,7 +88,7 @@ def test_retry_after_header_is_honoured(server):
 
 def test_dropped_connection_heals(server):
     server.queue["/x"] = ["drop", (200, {"ok": 2}, {})]
-    sess, _ = session()
+    sess, _server = session()
     assert sess.json("GET", server.url + "/x") == {"ok": 2}
     assert sess.calls[0][2] is None
 
@@ -112,13 +112,13 @@ def test_client_errors_are_not_retried_and_keep_googles_reason(server):
 
 
 def test_allowed_404_returns_none(server):
-    sess, _ = session()
+    sess, _server = session()
     assert sess.json("GET", server.url + "/missing", allow=(404,)) is None
 
 
 def test_access_token_is_sent_as_bearer(server):
     server.queue["/x"] = [(200, {}, {})]
-    sess, _ = session(auth_kind="accesstoken", access_token="tok-123")
+    sess, _server = session(auth_kind="accesstoken", access_token="tok-123")
     sess.json("GET", server.url + "/x")
     assert server.auth[-1] == "Bearer tok-123"
     assert sess.token() == "tok-123"

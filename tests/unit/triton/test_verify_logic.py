@@ -42,7 +42,7 @@ def test_output_comparison_reports_first_mismatch():
 
 
 def test_output_shape_mismatch_is_a_problem():
-    _, problems = tv.compare_outputs({"o": np.zeros((2, 1))}, {"o": np.zeros((2, 2))}, 0, 0)
+    _matched, problems = tv.compare_outputs({"o": np.zeros((2, 1))}, {"o": np.zeros((2, 2))}, 0, 0)
     assert "shape [2, 1] differs from the reference [2, 2]" in problems[0]
 
 
