@@ -1,0 +1,215 @@
+# -*- coding: utf-8 -*-
+# Copyright: rapids.triton_fil contributors
+# Apache License 2.0 (see LICENSE)
+"""gke_cluster: the cluster body to create, the in-place updates to converge, and the run."""
+
+from __future__ import annotations
+
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.plan import (
+    change, diff_view, differs, dig, public_changes, refuse_recreate,
+)
+
+ADDONS = {
+    "horizontal_pod_autoscaling": "horizontalPodAutoscaling",
+    "http_load_balancing": "httpLoadBalancing",
+    "gcs_fuse_csi_driver": "gcsFuseCsiDriverConfig",
+}
+DEFAULT_POOL = "default-pool"
+
+
+def _addon_body(key, enabled):
+    api = ADDONS[key]
+    return {api: {"enabled": enabled}} if key == "gcs_fuse_csi_driver" else {api: {"disabled": not enabled}}
+
+
+def _addon_actual(cluster, key):
+    api = ADDONS[key]
+    if key == "gcs_fuse_csi_driver":
+        return bool(dig(cluster, "addonsConfig", api, "enabled", default=False))
+    return not dig(cluster, "addonsConfig", api, "disabled", default=False)
+
+
+def _authorized_networks(networks):
+    return {"enabled": True, "cidrBlocks": [
+        {k: v for k, v in (("cidrBlock", n["cidr_block"]), ("displayName", n.get("display_name"))) if v}
+        for n in networks]}
+
+
+def workload_pool(params):
+    return f"{params['project']}.svc.id.goog" if params["workload_identity"] else ""
+
+
+def desired_cluster(params):
+    """The Cluster body for clusters.create (Container API v1)."""
+    addons = {}
+    for key, enabled in (params.get("addons") or {}).items():
+        if enabled is not None:
+            addons.update(_addon_body(key, enabled))
+    node_config = {"machineType": params["machine_type"], "diskSizeGb": params["disk_size_gb"],
+                   "oauthScopes": params["oauth_scopes"]}
+    if params["workload_identity"]:
+        node_config["workloadMetadataConfig"] = {"mode": "GKE_METADATA"}
+    body = {
+        "name": params["name"],
+        "nodePools": [{"name": DEFAULT_POOL, "initialNodeCount": params["initial_node_count"], "config": node_config}],
+        "addonsConfig": addons,
+        "releaseChannel": {"channel": params["release_channel"]},
+        "ipAllocationPolicy": {"useIpAliases": True},
+    }
+    if params.get("node_locations"):
+        body["locations"] = params["node_locations"]
+    for key, api in (("network", "network"), ("subnetwork", "subnetwork")):
+        if params.get(key):
+            body[api] = params[key]
+    if params["workload_identity"]:
+        body["workloadIdentityConfig"] = {"workloadPool": workload_pool(params)}
+    if params["private_nodes"]:
+        body["privateClusterConfig"] = {"enablePrivateNodes": True,
+                                        "masterIpv4CidrBlock": params["master_ipv4_cidr_block"]}
+    if params.get("master_authorized_networks") is not None:
+        body["masterAuthorizedNetworksConfig"] = _authorized_networks(params["master_authorized_networks"])
+    if params.get("labels") is not None:
+        body["resourceLabels"] = params["labels"]
+    return body
+
+
+def plan_cluster(params, actual):
+    """Changes between the options the user set and the actual cluster."""
+    changes = []
+    default_pool = next((p for p in actual.get("nodePools", []) if p.get("name") == DEFAULT_POOL), None)
+
+    def recreate_if(field, before, after):
+        if after is not None and differs(before, after):
+            changes.append(change(field, before, after, "recreate"))
+
+    recreate_if("network", actual.get("network"), params.get("network"))
+    recreate_if("subnetwork", actual.get("subnetwork"), params.get("subnetwork"))
+    recreate_if("private_nodes", bool(dig(actual, "privateClusterConfig", "enablePrivateNodes", default=False)),
+                params["private_nodes"])
+    if params["private_nodes"]:
+        recreate_if("master_ipv4_cidr_block", dig(actual, "privateClusterConfig", "masterIpv4CidrBlock"),
+                    params["master_ipv4_cidr_block"])
+    if default_pool is not None:
+        recreate_if("machine_type", dig(default_pool, "config", "machineType"), params["machine_type"])
+        recreate_if("disk_size_gb", dig(default_pool, "config", "diskSizeGb"), params["disk_size_gb"])
+        recreate_if("oauth_scopes", dig(default_pool, "config", "oauthScopes"), params["oauth_scopes"])
+
+    if params.get("node_locations") and differs(actual.get("locations"), params["node_locations"]):
+        changes.append(change("node_locations", actual.get("locations"), params["node_locations"],
+                              ("update", {"desiredLocations": params["node_locations"]})))
+    channel = dig(actual, "releaseChannel", "channel", default="UNSPECIFIED")
+    if differs(channel, params["release_channel"]):
+        changes.append(change("release_channel", channel, params["release_channel"],
+                              ("update", {"desiredReleaseChannel": {"channel": params["release_channel"]}})))
+    pool = dig(actual, "workloadIdentityConfig", "workloadPool", default="")
+    if differs(pool or "", workload_pool(params)):
+        changes.append(change("workload_identity", pool or None, workload_pool(params) or None,
+                              ("update", {"desiredWorkloadIdentityConfig": {"workloadPool": workload_pool(params)}})))
+    if params.get("master_authorized_networks") is not None:
+        want = _authorized_networks(params["master_authorized_networks"])
+        have = actual.get("masterAuthorizedNetworksConfig") or {"enabled": False}
+        if differs(have.get("enabled", False), True) or differs(have.get("cidrBlocks", []), want["cidrBlocks"]):
+            changes.append(change("master_authorized_networks", have.get("cidrBlocks", []), want["cidrBlocks"],
+                                  ("update", {"desiredMasterAuthorizedNetworksConfig": want})))
+    addons = {}
+    before, after = {}, {}
+    for key, enabled in (params.get("addons") or {}).items():
+        if enabled is None:
+            continue
+        current = _addon_actual(actual, key)
+        if current != enabled:
+            addons.update(_addon_body(key, enabled))
+            before[key], after[key] = current, enabled
+    if addons:
+        changes.append(change("addons", before, after, ("addons", addons)))
+    if params.get("labels") is not None and differs(actual.get("resourceLabels") or {}, params["labels"]):
+        changes.append(change("labels", actual.get("resourceLabels") or {}, params["labels"],
+                              ("labels", params["labels"])))
+    return changes
+
+
+def cluster_facts(cluster):
+    if not cluster:
+        return {}
+    return {
+        "name": cluster.get("name"),
+        "location": cluster.get("location"),
+        "status": cluster.get("status"),
+        "endpoint": cluster.get("endpoint"),
+        "private_endpoint": dig(cluster, "privateClusterConfig", "privateEndpoint"),
+        "ca_certificate": dig(cluster, "masterAuth", "clusterCaCertificate"),
+        "master_version": cluster.get("currentMasterVersion"),
+        "node_locations": cluster.get("locations"),
+        "workload_pool": dig(cluster, "workloadIdentityConfig", "workloadPool"),
+        "release_channel": dig(cluster, "releaseChannel", "channel"),
+        "node_pools": [p.get("name") for p in cluster.get("nodePools", [])],
+        "labels": cluster.get("resourceLabels") or {},
+        "self_link": cluster.get("selfLink"),
+    }
+
+
+def run_cluster(client, params, check_mode):
+    project, location, name = params["project"], params["location"], params["name"]
+    if not project:
+        raise GcpError("project is required: set project (or GCP_PROJECT) to the Google Cloud project ID")
+    actual = client.get_cluster(project, location, name)
+    if params["state"] == "absent":
+        if actual is None:
+            return {"changed": False, "changes": [], "cluster": {}, "diff": {"before": {}, "after": {}}}
+        if not check_mode:
+            client.delete_cluster(project, location, name)
+        return {"changed": True, "changes": [{"field": "cluster", "before": "present", "after": "absent"}],
+                "cluster": cluster_facts(actual), "operations": client.operations,
+                "diff": {"before": {"cluster": name, "status": actual.get("status")}, "after": {}}}
+
+    desired = desired_cluster(params)
+    if actual is None:
+        if check_mode:
+            return {"changed": True, "changes": [{"field": "cluster", "before": "absent", "after": "present"}],
+                    "cluster": {"name": name, "location": location}, "diff": {"before": {}, "after": desired}}
+        client.create_cluster(project, location, desired)
+        created = client.get_cluster(project, location, name)
+        return {"changed": True, "changes": [{"field": "cluster", "before": "absent", "after": "present"}],
+                "cluster": cluster_facts(created), "operations": client.operations,
+                "diff": {"before": {}, "after": desired}}
+
+    if actual.get("status") == "ERROR" and not params["recreate"]:
+        raise GcpError(f"cluster {name!r} in {project}/{location} is in ERROR ({actual.get('statusMessage', '')}); "
+                       "nothing was changed — set recreate=true to delete and recreate it")
+    if actual.get("status") == "ERROR":
+        if not check_mode:
+            client.delete_cluster(project, location, name)
+            client.create_cluster(project, location, desired)
+        return {"changed": True, "changes": [{"field": "cluster", "before": "ERROR", "after": "present"}],
+                "cluster": cluster_facts(client.get_cluster(project, location, name)), "operations": client.operations,
+                "diff": {"before": {"status": "ERROR"}, "after": desired}}
+    if actual.get("status") in ("PROVISIONING", "RECONCILING", "STOPPING"):
+        raise GcpError(f"cluster {name!r} in {project}/{location} is {actual.get('status')}; an operation is in "
+                       "progress — re-run when it has finished")
+    changes = plan_cluster(params, actual)
+    before, after = diff_view(changes)
+    result = {"changed": bool(changes), "changes": public_changes(changes), "cluster": cluster_facts(actual),
+              "diff": {"before": before, "after": after}}
+    recreate = [c for c in changes if c["action"] == "recreate"]
+    if recreate and not params["recreate"]:
+        raise GcpError(refuse_recreate("cluster", name, recreate))
+    if not changes or check_mode:
+        return result
+    if recreate:
+        client.delete_cluster(project, location, name)
+        client.create_cluster(project, location, desired)
+    else:
+        for item in changes:
+            kind, payload = item["action"]
+            if kind == "update":
+                client.update_cluster(project, location, name, payload)
+            elif kind == "addons":
+                client.call("POST", f"{client.cluster_path(project, location, name)}:setAddons",
+                            {"addonsConfig": payload}, f"set addons of cluster {name!r} in {project}/{location}")
+            elif kind == "labels":
+                fingerprint = client.get_cluster(project, location, name).get("labelFingerprint")
+                client.set_resource_labels(project, location, name, payload, fingerprint)
+    result["cluster"] = cluster_facts(client.get_cluster(project, location, name))
+    result["operations"] = client.operations
+    return result

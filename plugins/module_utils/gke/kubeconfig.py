@@ -1,0 +1,173 @@
+# -*- coding: utf-8 -*-
+# Copyright: rapids.triton_fil contributors
+# Apache License 2.0 (see LICENSE)
+"""gke_kubeconfig: merge one GKE context into a kubeconfig file, like `gcloud container clusters get-credentials`."""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import os
+import tempfile
+
+try:
+    import yaml
+    HAS_YAML = True
+except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
+    HAS_YAML = False
+
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError
+
+EXTENSION = "rapids.triton_fil"
+AUTH_PLUGIN = {
+    "apiVersion": "client.authentication.k8s.io/v1beta1",
+    "command": "gke-gcloud-auth-plugin",
+    "installHint": "Install gke-gcloud-auth-plugin for use with kubectl by following "
+                   "https://cloud.google.com/kubernetes-engine/docs/how-to/cluster-access-for-kubectl#install_plugin",
+    "provideClusterInfo": True,
+    "interactiveMode": "IfAvailable",
+}
+REDACTED = "<token redacted>"
+
+
+def empty_config():
+    return {"apiVersion": "v1", "kind": "Config", "preferences": {}, "clusters": [], "contexts": [], "users": [],
+            "current-context": ""}
+
+
+def load(path):
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        try:
+            data = yaml.safe_load(handle)
+        except yaml.YAMLError as exc:
+            raise GcpError(f"path {path!r} is not a readable kubeconfig ({exc}); fix or move it, it was not changed") from exc
+    if data is None:
+        return empty_config()
+    if not isinstance(data, dict) or data.get("kind", "Config") != "Config":
+        raise GcpError(f"path {path!r} is not a kubeconfig (kind: Config); point path at another file")
+    return data
+
+
+def _named(items, name):
+    return next((i for i in items or [] if i.get("name") == name), None)
+
+
+def _upsert(items, entry):
+    for index, item in enumerate(items):
+        if item.get("name") == entry["name"]:
+            items[index] = entry
+            return
+    items.append(entry)
+
+
+def token_expiry(user_entry):
+    for ext in (user_entry or {}).get("user", {}).get("extensions", []) or []:
+        if ext.get("name") == EXTENSION:
+            value = (ext.get("extension") or {}).get("token-expiry")
+            try:
+                return datetime.datetime.fromisoformat(value) if value else None
+            except ValueError:
+                return None
+    return None
+
+
+def redact(config):
+    if config is None:
+        return None
+    clean = copy.deepcopy(config)
+    for user in clean.get("users", []) or []:
+        if isinstance(user.get("user"), dict) and "token" in user["user"]:
+            user["user"]["token"] = REDACTED
+    return clean
+
+
+def build(existing, *, context, server, ca_data, auth, set_current, token_source=None, min_lifetime=900, now=None):
+    """The new kubeconfig document; token_source() -> (token, expiry or None) is called only when needed."""
+    config = copy.deepcopy(existing) if existing is not None else empty_config()
+    for key in ("clusters", "contexts", "users"):
+        config[key] = list(config.get(key) or [])
+    _upsert(config["clusters"], {"name": context, "cluster": {"server": server, "certificate-authority-data": ca_data}})
+    _upsert(config["contexts"], {"name": context, "context": {"cluster": context, "user": context}})
+    if auth == "exec_plugin":
+        _upsert(config["users"], {"name": context, "user": {"exec": dict(AUTH_PLUGIN)}})
+    else:
+        now = now or datetime.datetime.now(datetime.timezone.utc)
+        current = _named(config["users"], context)
+        token = (current or {}).get("user", {}).get("token")
+        expiry = token_expiry(current)
+        keep = token and expiry is not None and expiry - now > datetime.timedelta(seconds=min_lifetime)
+        new_token, new_expiry = token_source()
+        if not new_token:
+            raise GcpError("auth=token needs credentials that yield an access token (auth_kind anonymous does not)")
+        if token == new_token:
+            keep, new_expiry = True, expiry
+        if not keep:
+            token, expiry = new_token, new_expiry
+        user = {"token": token}
+        if expiry is not None:
+            user["extensions"] = [{"name": EXTENSION, "extension": {"token-expiry": expiry.isoformat()}}]
+        _upsert(config["users"], {"name": context, "user": user})
+    if set_current:
+        config["current-context"] = context
+    return config
+
+
+def write(path, config, mode=0o600):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".kubeconfig-", dir=directory)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            yaml.safe_dump(config, handle, default_flow_style=False, sort_keys=False)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def run_kubeconfig(client, session, params, check_mode):
+    if not HAS_YAML:
+        raise GcpError("PyYAML is required on the host that runs gke_kubeconfig (pip install pyyaml)")
+    project, location, cluster = params["project"], params["location"], params["cluster"]
+    context = params["context"] or f"gke_{project}_{location}_{cluster}"
+    server, ca_data = params.get("endpoint"), params.get("ca_certificate")
+    if not (server and ca_data):
+        if not project:
+            raise GcpError("project is required to read the cluster's endpoint: set project (or GCP_PROJECT)")
+        found = client.get_cluster(project, location, cluster)
+        if found is None:
+            raise GcpError(f"cluster {cluster!r} does not exist in {project}/{location}; create it first or fix "
+                           "cluster/location")
+        private = (found.get("privateClusterConfig") or {}).get("privateEndpoint")
+        server = server or (private if params["use_private_endpoint"] else found.get("endpoint"))
+        ca_data = ca_data or (found.get("masterAuth") or {}).get("clusterCaCertificate")
+        if not server:
+            raise GcpError(f"cluster {cluster!r} has no {'private ' if params['use_private_endpoint'] else ''}"
+                           "endpoint yet; wait until it is RUNNING")
+    if not server.startswith("https://"):
+        server = f"https://{server}"
+    path = params["path"]
+    existing = load(path)
+
+    def token_source():
+        token = session.token()
+        expiry = getattr(session.credentials, "expiry", None)
+        if expiry is not None and expiry.tzinfo is None:
+            expiry = expiry.replace(tzinfo=datetime.timezone.utc)
+        return token, expiry
+
+    new = build(existing, context=context, server=server, ca_data=ca_data, auth=params["auth"],
+                set_current=params["set_current_context"], token_source=token_source,
+                min_lifetime=params["min_token_lifetime"])
+    mode_ok = existing is None or (os.stat(path).st_mode & 0o777) == 0o600
+    changed = new != existing or not mode_ok
+    if changed and not check_mode:
+        write(path, new)
+    return {"changed": changed, "path": path, "context": context, "server": server, "auth": params["auth"],
+            "diff": {"before": yaml.safe_dump(redact(existing), sort_keys=False) if existing is not None else "",
+                     "after": yaml.safe_dump(redact(new), sort_keys=False),
+                     "before_header": path, "after_header": path}}

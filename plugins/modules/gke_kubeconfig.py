@@ -1,0 +1,152 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: rapids.triton_fil contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: gke_kubeconfig
+short_description: Write a kubeconfig context for a GKE cluster (get-credentials without gcloud)
+version_added: 0.1.0
+description:
+  - Reads the cluster's endpoint and CA certificate from the Container API (or takes O(endpoint) and
+    O(ca_certificate)) and merges a cluster, user and context named like C(gcloud) names them into the
+    kubeconfig at O(path), keeping every other entry. The file is written atomically with mode 0600.
+  - O(auth=exec_plugin) (default) authenticates through C(gke-gcloud-auth-plugin), as C(gcloud) sets
+    it up; O(auth=token) embeds a google-auth access token, refreshed only when the one in the file
+    expires within O(min_token_lifetime) seconds. Tokens never appear in the output or the diff.
+  - Idempotent - nothing is written when the file already holds the same entries.
+extends_documentation_fragment:
+  - rapids.triton_fil.gcp
+options:
+  cluster:
+    description: Cluster name.
+    type: str
+    required: true
+  location:
+    description: The cluster's zone or region.
+    type: str
+    required: true
+  path:
+    description: The kubeconfig file to create or update.
+    type: path
+    default: ~/.kube/config
+  context:
+    description: Context (and cluster/user entry) name; default C(gke_PROJECT_LOCATION_CLUSTER) like gcloud.
+    type: str
+  auth:
+    description: How kubectl and the kubernetes client authenticate.
+    type: str
+    choices: [exec_plugin, token]
+    default: exec_plugin
+  min_token_lifetime:
+    description: With O(auth=token), seconds of validity below which the stored token is replaced.
+    type: int
+    default: 900
+  use_private_endpoint:
+    description: Use the control plane's private endpoint (clusters with private nodes, from inside the VPC).
+    type: bool
+    default: false
+  endpoint:
+    description: Control plane address; with O(ca_certificate) the API is not called.
+    type: str
+  ca_certificate:
+    description: Base64 PEM CA of the cluster; with O(endpoint) the API is not called.
+    type: str
+  set_current_context:
+    description: Make the context the current one.
+    type: bool
+    default: true
+  api_endpoint:
+    description: Container API root. Falls back to E(GCP_CONTAINER_ENDPOINT).
+    type: str
+    default: https://container.googleapis.com
+attributes:
+  check_mode:
+    description: Reports whether the file would change without writing it.
+    support: full
+  diff_mode:
+    description: Shows the kubeconfig before and after, tokens redacted.
+    support: full
+requirements:
+  - gke-gcloud-auth-plugin on the PATH of kubectl and of the kubernetes client, with O(auth=exec_plugin)
+author:
+  - rapids.triton_fil contributors (!UNKNOWN)
+"""
+
+EXAMPLES = r"""
+- name: Credentials for the cluster, in a file of the deployment's own
+  rapids.triton_fil.gke_kubeconfig:
+    project: my-project
+    cluster: triton-fil
+    location: us-central1-a
+    path: "{{ playbook_dir }}/../.kube/triton-fil.yaml"
+  register: kube
+
+- name: Use it
+  kubernetes.core.k8s_info:
+    kubeconfig: "{{ kube.path }}"
+    kind: Node
+"""
+
+RETURN = r"""
+path:
+  description: The kubeconfig file.
+  returned: always
+  type: str
+context:
+  description: The context name.
+  returned: always
+  type: str
+  sample: gke_my-project_us-central1-a_triton-fil
+server:
+  description: The control plane URL written.
+  returned: always
+  type: str
+auth:
+  description: The authentication method written.
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import (
+    HAS_GOOGLE_AUTH, GOOGLE_AUTH_IMPORT_ERROR, GcpError, GcpSession, gcp_argument_spec,
+)
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.client import (
+    ContainerClient, container_endpoint_spec,
+)
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.kubeconfig import run_kubeconfig
+
+
+def main():
+    argument_spec = gcp_argument_spec()
+    argument_spec.update(
+        cluster=dict(type="str", required=True),
+        location=dict(type="str", required=True),
+        path=dict(type="path", default="~/.kube/config"),
+        context=dict(type="str"),
+        auth=dict(type="str", default="exec_plugin", choices=["exec_plugin", "token"]),
+        min_token_lifetime=dict(type="int", default=900, no_log=False),
+        use_private_endpoint=dict(type="bool", default=False),
+        endpoint=dict(type="str"),
+        ca_certificate=dict(type="str"),
+        set_current_context=dict(type="bool", default=True),
+        api_endpoint=container_endpoint_spec(),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not HAS_GOOGLE_AUTH:
+        module.fail_json(msg=missing_required_lib("google-auth"), exception=str(GOOGLE_AUTH_IMPORT_ERROR))
+    try:
+        session = GcpSession(module.params)
+        client = ContainerClient(session, module.params["api_endpoint"])
+        result = run_kubeconfig(client, session, module.params, module.check_mode)
+    except GcpError as exc:
+        module.fail_json(msg=f"gke_kubeconfig: {exc}")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: rapids.triton_fil contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: gke_node_pool
+short_description: Create, converge in place, or delete a GKE node pool, for example a T4 GPU pool
+version_added: 0.1.0
+description:
+  - Compares only the options that are set with the node pool the API reports and applies each
+    difference in place - autoscaling through C(setAutoscaling), node locations, Kubernetes labels,
+    taints and workload metadata through C(nodePools.update), auto-repair/upgrade through
+    C(setManagement) - waiting for each long-running operation.
+  - Machine type, disks, image, scopes, service account, spot and accelerators cannot change in place;
+    such differences are refused with a message listing them, unless O(recreate=true).
+  - With an accelerator, GKE installs the NVIDIA driver itself (O(gpu_driver_version)); use
+    V(INSTALLATION_DISABLED) to install drivers with a DaemonSet instead.
+  - Check mode reports the planned changes; C(--diff) shows the fields before and after.
+extends_documentation_fragment:
+  - rapids.triton_fil.gcp
+options:
+  cluster:
+    description: Name of the cluster the pool belongs to.
+    type: str
+    required: true
+  location:
+    description: The cluster's zone or region.
+    type: str
+    required: true
+  name:
+    description: Node pool name.
+    type: str
+    required: true
+  state:
+    description: Whether the node pool should exist.
+    type: str
+    choices: [present, absent]
+    default: present
+  machine_type:
+    description: Machine type (T4 GPUs attach to N1 machines). Recreate-only.
+    type: str
+    default: n1-standard-4
+  disk_size_gb:
+    description: Boot disk size. Recreate-only.
+    type: int
+    default: 100
+  disk_type:
+    description: Boot disk type (V(pd-balanced), V(pd-ssd), ...); the server default when unset. Recreate-only.
+    type: str
+  image_type:
+    description: Node image (V(COS_CONTAINERD), V(UBUNTU_CONTAINERD)); the server default when unset. Recreate-only.
+    type: str
+  oauth_scopes:
+    description: OAuth scopes of the nodes. Recreate-only.
+    type: list
+    elements: str
+    default: ['https://www.googleapis.com/auth/cloud-platform']
+  service_account:
+    description: Google service account of the nodes; the Compute Engine default when unset. Recreate-only.
+    type: str
+  spot:
+    description: Spot VMs. Recreate-only.
+    type: bool
+    default: false
+  accelerator_type:
+    description: GPU type, for example V(nvidia-tesla-t4); no GPU when unset. Recreate-only.
+    type: str
+  accelerator_count:
+    description: GPUs per node. Recreate-only.
+    type: int
+    default: 1
+  gpu_driver_version:
+    description: How GKE installs the NVIDIA driver on the GPU nodes. Recreate-only.
+    type: str
+    choices: [DEFAULT, LATEST, INSTALLATION_DISABLED]
+    default: DEFAULT
+  initial_node_count:
+    description: Nodes per zone at creation (not compared afterwards; autoscaling owns the size).
+    type: int
+    default: 1
+  min_node_count:
+    description: Autoscaling minimum per zone; set with O(max_node_count). Updated with C(setAutoscaling).
+    type: int
+  max_node_count:
+    description: Autoscaling maximum per zone; set with O(min_node_count). Updated with C(setAutoscaling).
+    type: int
+  node_locations:
+    description: Zones of the pool; the cluster's when unset. Updated in place.
+    type: list
+    elements: str
+  labels:
+    description: Kubernetes labels of the nodes; unset leaves them alone. Updated in place.
+    type: dict
+  taints:
+    description: Kubernetes taints of the nodes; unset leaves them alone. Updated in place.
+    type: list
+    elements: dict
+    suboptions:
+      key:
+        description: Taint key.
+        type: str
+        required: true
+      value:
+        description: Taint value.
+        type: str
+      effect:
+        description: Taint effect.
+        type: str
+        required: true
+        choices: [NO_SCHEDULE, PREFER_NO_SCHEDULE, NO_EXECUTE]
+  workload_metadata:
+    description: V(GKE_METADATA) exposes Workload Identity to pods (needed with it); updated in place.
+    type: str
+    choices: [GKE_METADATA, GCE_METADATA]
+    default: GKE_METADATA
+  auto_repair:
+    description: Node auto-repair.
+    type: bool
+    default: true
+  auto_upgrade:
+    description: Node auto-upgrade.
+    type: bool
+    default: true
+  recreate:
+    description: Delete and recreate the pool when a recreate-only option differs. Its nodes are replaced.
+    type: bool
+    default: false
+  wait_timeout:
+    description: Seconds to wait for each long-running operation.
+    type: int
+    default: 1800
+  api_endpoint:
+    description: Container API root. Falls back to E(GCP_CONTAINER_ENDPOINT). Tests point it at a simulator.
+    type: str
+    default: https://container.googleapis.com
+attributes:
+  check_mode:
+    description: Reports the planned changes without calling any mutating method.
+    support: full
+  diff_mode:
+    description: Shows each changed field before and after.
+    support: full
+author:
+  - rapids.triton_fil contributors (!UNKNOWN)
+"""
+
+EXAMPLES = r"""
+- name: The seed's T4 pool, autoscaling 2..3, drivers installed by GKE
+  rapids.triton_fil.gke_node_pool:
+    project: my-project
+    cluster: triton-fil
+    location: us-central1-a
+    name: gpu-pool
+    machine_type: n1-standard-4
+    accelerator_type: nvidia-tesla-t4
+    accelerator_count: 1
+    gpu_driver_version: LATEST
+    initial_node_count: 2
+    min_node_count: 2
+    max_node_count: 3
+    taints:
+      - {key: nvidia.com/gpu, value: present, effect: NO_SCHEDULE}
+"""
+
+RETURN = r"""
+node_pool:
+  description: The node pool after the run (before it, in check mode).
+  returned: always
+  type: dict
+  contains:
+    name: {description: Pool name., type: str}
+    status: {description: Pool status (RUNNING when converged)., type: str}
+    machine_type: {description: Machine type., type: str}
+    accelerator_type: {description: GPU type., type: str}
+    accelerator_count: {description: GPUs per node., type: int}
+    gpu_driver_version: {description: GKE driver installation setting., type: str}
+    autoscaling: {description: The autoscaling settings as the API reports them., type: dict}
+changes:
+  description: The fields that differed; C(in_place) is false for recreate-only fields.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{field: autoscaling, before: {minNodeCount: 2, maxNodeCount: 3}, after: {minNodeCount: 2, maxNodeCount: 4}}]
+operations:
+  description: Names of the long-running operations this run started and waited for.
+  returned: when something was changed
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import (
+    HAS_GOOGLE_AUTH, GOOGLE_AUTH_IMPORT_ERROR, GcpError, GcpSession, gcp_argument_spec,
+)
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.client import (
+    ContainerClient, container_endpoint_spec,
+)
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.node_pool import run_pool
+
+
+def main():
+    argument_spec = gcp_argument_spec()
+    argument_spec.update(
+        cluster=dict(type="str", required=True),
+        location=dict(type="str", required=True),
+        name=dict(type="str", required=True),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+        machine_type=dict(type="str", default="n1-standard-4"),
+        disk_size_gb=dict(type="int", default=100),
+        disk_type=dict(type="str"),
+        image_type=dict(type="str"),
+        oauth_scopes=dict(type="list", elements="str", default=["https://www.googleapis.com/auth/cloud-platform"]),
+        service_account=dict(type="str"),
+        spot=dict(type="bool", default=False),
+        accelerator_type=dict(type="str"),
+        accelerator_count=dict(type="int", default=1),
+        gpu_driver_version=dict(type="str", default="DEFAULT", choices=["DEFAULT", "LATEST", "INSTALLATION_DISABLED"]),
+        initial_node_count=dict(type="int", default=1),
+        min_node_count=dict(type="int"),
+        max_node_count=dict(type="int"),
+        node_locations=dict(type="list", elements="str"),
+        labels=dict(type="dict"),
+        taints=dict(type="list", elements="dict", options=dict(
+            key=dict(type="str", required=True, no_log=False), value=dict(type="str"),
+            effect=dict(type="str", required=True, choices=["NO_SCHEDULE", "PREFER_NO_SCHEDULE", "NO_EXECUTE"]))),
+        workload_metadata=dict(type="str", default="GKE_METADATA", choices=["GKE_METADATA", "GCE_METADATA"]),
+        auto_repair=dict(type="bool", default=True),
+        auto_upgrade=dict(type="bool", default=True),
+        recreate=dict(type="bool", default=False),
+        wait_timeout=dict(type="int", default=1800),
+        api_endpoint=container_endpoint_spec(),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not HAS_GOOGLE_AUTH:
+        module.fail_json(msg=missing_required_lib("google-auth"), exception=str(GOOGLE_AUTH_IMPORT_ERROR))
+    client = None
+    try:
+        client = ContainerClient(GcpSession(module.params), module.params["api_endpoint"],
+                                 wait_timeout=module.params["wait_timeout"])
+        result = run_pool(client, module.params, module.check_mode)
+    except GcpError as exc:
+        module.fail_json(msg=f"gke_node_pool: {exc}", operations=client.operations if client else [])
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Validate JSON request bodies against a Google API discovery document, the way Google's front end does.
+
+The discovery documents ship in google-api-python-client (googleapiclient/discovery_cache/documents).
+Unknown fields and wrong JSON types are rejected with Google's own wording, e.g.
+``Invalid JSON payload received. Unknown name "foo" at 'cluster.node_config': Cannot find field.``
+proto3 JSON rules apply: int64/uint64 accept numbers or decimal strings, int32 accepts numbers (or
+decimal strings), enums must be one of the listed names, maps are objects of the value schema.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import googleapiclient
+
+DOCUMENTS = Path(googleapiclient.__file__).parent / "discovery_cache" / "documents"
+
+
+def snake(name):
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+class Discovery:
+    """One API's schemas and methods (id -> (httpMethod, path regex, request schema))."""
+
+    def __init__(self, name):
+        self.doc = json.loads((DOCUMENTS / f"{name}.json").read_text())
+        self.schemas = self.doc["schemas"]
+        self.methods = {}
+        self._collect(self.doc.get("resources", {}))
+
+    def _collect(self, resources):
+        for resource in resources.values():
+            for method in resource.get("methods", {}).values():
+                path = method.get("flatPath") or method["path"]
+                pattern = "^/" + re.sub(r"\\\{[^}]+\\\}", r"([^/:]+)", re.escape(path)) + "$"
+                request = (method.get("request") or {}).get("$ref")
+                self.methods[method["id"]] = (method["httpMethod"], re.compile(pattern), request)
+            self._collect(resource.get("resources", {}))
+
+    def match(self, http_method, path):
+        """(method id, path parameters, request schema name) for a request, or None."""
+        for method_id, (verb, pattern, request) in self.methods.items():
+            if verb != http_method:
+                continue
+            found = pattern.match(path)
+            if found:
+                return method_id, found.groups(), request
+        return None
+
+    def validate(self, schema_name, body):
+        """Problems (Google-worded) of body against the named schema; [] when valid."""
+        if not isinstance(body, dict):
+            return [f"Invalid JSON payload received. Expected an object for {schema_name}."]
+        problems = []
+        self._check_object(self.schemas[schema_name], body, "", problems)
+        return problems
+
+    def _check_object(self, schema, value, where, problems):
+        properties = schema.get("properties", {})
+        for key, item in value.items():
+            spec = properties.get(key)
+            if spec is None:
+                at = f" at '{where}'" if where else ""
+                problems.append(f'Invalid JSON payload received. Unknown name "{key}"{at}: Cannot find field.')
+                continue
+            self._check_value(spec, item, f"{where}.{snake(key)}" if where else snake(key), problems)
+
+    def _resolve(self, spec):
+        return self.schemas[spec["$ref"]] if "$ref" in spec else spec
+
+    def _check_value(self, spec, value, where, problems):
+        if value is None:
+            return
+        spec = self._resolve(spec)
+        kind = spec.get("type")
+        bad = f"Invalid value at '{where}'"
+        if kind == "object" and "additionalProperties" in spec:
+            if not isinstance(value, dict):
+                problems.append(f"{bad}: Starting an object on a scalar field")
+                return
+            for key, item in value.items():
+                self._check_value(spec["additionalProperties"], item, f"{where}[{key}]", problems)
+        elif kind == "object" or "properties" in spec:
+            if not isinstance(value, dict):
+                problems.append(f"{bad}: Starting an object on a scalar field")
+                return
+            self._check_object(spec, value, where, problems)
+        elif kind == "array":
+            if not isinstance(value, list):
+                problems.append(f"{bad}: Proto field is not repeating, cannot start list.")
+                return
+            for index, item in enumerate(value):
+                self._check_value(spec["items"], item, f"{where}[{index}]", problems)
+        elif kind == "boolean":
+            if not isinstance(value, bool):
+                problems.append(f"{bad} (TYPE_BOOL), {json.dumps(value)}")
+        elif kind == "integer" or (kind == "string" and spec.get("format") in ("int64", "uint64")):
+            if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and re.fullmatch(r"-?\d+", value))):
+                problems.append(f"{bad} (TYPE_INT64), {json.dumps(value)}")
+        elif kind == "number":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                problems.append(f"{bad} (TYPE_DOUBLE), {json.dumps(value)}")
+        elif kind == "string":
+            if not isinstance(value, str):
+                problems.append(f"{bad} (TYPE_STRING), {json.dumps(value)}")
+            elif "enum" in spec and value not in spec["enum"]:
+                problems.append(f"{bad} (TYPE_ENUM), {json.dumps(value)}")
