@@ -1,0 +1,251 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: rapids.triton_fil contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: container_image_mirror
+short_description: Copy a container image from one registry to another without a Docker daemon
+version_added: 0.2.0
+description:
+  - Copies an image (a single manifest, or a manifest list / OCI index with all or one of its
+    platforms) between registries that speak the OCI distribution API v2, such as C(nvcr.io),
+    Docker Hub, Artifact Registry (C(REGION-docker.pkg.dev)), C(gcr.io) or a local registry.
+  - Manifests are copied byte for byte, so the destination digest is the source digest and the
+    returned RV(ref) (C(repository@sha256:...)) pins exactly what was pushed.
+  - Nothing is sent when the destination tag already names the same digest (C(changed=false)).
+    Otherwise only the blobs the destination lacks are sent; on the same registry they are mounted
+    from the source repository instead. Blobs larger than O(chunk_size) go up in chunks.
+  - Authentication answers the registry's own challenge (Basic, or Bearer tokens from its token
+    service). Google registries (C(gcr.io), C(*.gcr.io), C(*-docker.pkg.dev)) get the user
+    C(oauth2accesstoken) and a google-auth access token from the O(auth_kind) options, unless a
+    username is given for that side.
+extends_documentation_fragment:
+  - rapids.triton_fil.gcp
+options:
+  source:
+    description:
+      - The image to copy, C([REGISTRY/]REPOSITORY[:TAG][@sha256:DIGEST]); a bare name is on Docker Hub.
+    type: str
+    required: true
+  destination:
+    description:
+      - Where to copy it, C(REGISTRY/REPOSITORY[:TAG]). Without a tag the source's tag is used; when
+        the source is given by digest only, the image is pushed by digest without a tag.
+    type: str
+    required: true
+  platform:
+    description:
+      - V(all) copies an index with every platform it lists (the digest stays the index's).
+      - C(OS/ARCH[/VARIANT]), for example V(linux/amd64), copies only that platform's image manifest;
+        the returned digest is then that manifest's.
+    type: str
+    default: all
+  source_username:
+    description: User for the source registry (for C(nvcr.io) with an NGC API key, V($oauthtoken)).
+    type: str
+  source_password:
+    description: Password or token for O(source_username).
+    type: str
+  destination_username:
+    description:
+      - User for the destination registry. Without it a Google registry is accessed with the
+        O(auth_kind) credentials and any other registry anonymously.
+    type: str
+  destination_password:
+    description: Password or token for O(destination_username).
+    type: str
+  insecure_registries:
+    description:
+      - Registry hosts (C(host:port) as written in the references) that may be reached over plain
+        HTTP or HTTPS without certificate verification. Loopback registries may always use HTTP.
+    type: list
+    elements: str
+    default: []
+  chunk_size:
+    description: Blobs larger than this many bytes are uploaded in chunks of this size (PATCH), others in one PUT.
+    type: int
+    default: 33554432
+  parallelism:
+    description: Blobs checked and copied at the same time.
+    type: int
+    default: 4
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+notes:
+  - Check mode asks the destination which blobs it has and reports RV(blobs_planned) and
+    RV(bytes_planned) without sending anything.
+  - Docker schema 1 manifests are refused; they cannot be copied without changing their digest.
+author:
+  - rapids.triton_fil contributors (!UNKNOWN)
+"""
+
+EXAMPLES = r"""
+- name: Mirror the NGC Triton image (amd64) into Artifact Registry
+  rapids.triton_fil.container_image_mirror:
+    source: nvcr.io/nvidia/tritonserver:24.10-py3
+    destination: us-central1-docker.pkg.dev/my-project/triton/triton_fil:24.10-py3
+    platform: linux/amd64
+    auth_kind: application
+  register: mirrored
+
+- name: Copy every platform between two registries with passwords
+  rapids.triton_fil.container_image_mirror:
+    source: registry.example.com/team/app:1.2
+    destination: mirror.example.com/team/app
+    source_username: reader
+    source_password: "{{ vault_source_password }}"
+    destination_username: pusher
+    destination_password: "{{ vault_destination_password }}"
+
+- name: Deploy what was pushed, by digest
+  ansible.builtin.debug:
+    msg: "image: {{ mirrored.ref }}"
+"""
+
+RETURN = r"""
+digest:
+  description: Digest of the manifest at the destination (the index, or the chosen platform's manifest).
+  returned: success
+  type: str
+  sample: sha256:7c3c7f9e0e3b6a1f1f5f7f2b0a9c1d1e3b0a4c2d5e6f708192a3b4c5d6e7f809
+ref:
+  description: C(REPOSITORY@DIGEST), the reference to deploy.
+  returned: success
+  type: str
+  sample: us-central1-docker.pkg.dev/my-project/triton/triton_fil@sha256:7c3c...
+repository:
+  description: The destination C(REGISTRY/REPOSITORY).
+  returned: success
+  type: str
+tag:
+  description: The destination tag (null when pushed by digest only).
+  returned: success
+  type: str
+media_type:
+  description: Media type of the pushed manifest.
+  returned: success
+  type: str
+source_digest:
+  description: Digest the source reference resolved to (the index digest when one platform was chosen).
+  returned: success
+  type: str
+previous_digest:
+  description: Digest the destination tag named before the run (null when it did not exist).
+  returned: success
+  type: str
+platforms:
+  description: Platforms copied (C(os/architecture[/variant])); empty for a single image copied with O(platform=all).
+  returned: success
+  type: list
+  elements: str
+manifests_copied:
+  description: Manifests pushed (index and image manifests).
+  returned: success
+  type: int
+blobs_planned:
+  description: Blobs the destination lacked (what is or, in check mode, would be sent or mounted).
+  returned: success
+  type: int
+bytes_planned:
+  description: Size of the blobs in RV(blobs_planned).
+  returned: success
+  type: int
+blobs_copied:
+  description: Blobs uploaded (0 in check mode).
+  returned: success
+  type: int
+blobs_mounted:
+  description: Blobs mounted from the source repository on the same registry instead of uploaded.
+  returned: success
+  type: int
+blobs_skipped:
+  description:
+    - Blobs the destination already had. 0 when the tag already named the digest, since nothing
+      else was inspected then.
+  returned: success
+  type: int
+bytes_copied:
+  description: Bytes of blob data uploaded.
+  returned: success
+  type: int
+requests:
+  description: Number of HTTP requests sent to each registry (and the writes to the destination).
+  returned: success
+  type: dict
+  sample: {source: 3, destination: 2, destination_writes: 0}
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import (
+    GcpError, GcpSession, gcp_argument_spec,
+)
+from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.client import (
+    HAS_REQUESTS, REQUESTS_IMPORT_ERROR, RegistryError,
+)
+from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.mirror import (
+    DEFAULT_CHUNK_SIZE, run_mirror,
+)
+
+
+def google_token_source(params):
+    """A callable giving a google-auth access token, created on first use only."""
+    state = {}
+
+    def token():
+        try:
+            if "session" not in state:
+                state["session"] = GcpSession(params)
+            value = state["session"].token()
+        except GcpError as exc:
+            raise RegistryError(f"a Google registry needs an access token and none could be obtained: {exc}") from exc
+        if not value:
+            raise RegistryError("a Google registry needs an access token but auth_kind=anonymous gives none — "
+                                "choose another auth_kind or set the registry username/password")
+        return value
+
+    return token
+
+
+def main():
+    argument_spec = gcp_argument_spec()
+    argument_spec.update(
+        source=dict(type="str", required=True),
+        destination=dict(type="str", required=True),
+        platform=dict(type="str", default="all"),
+        source_username=dict(type="str"),
+        source_password=dict(type="str", no_log=True),
+        destination_username=dict(type="str"),
+        destination_password=dict(type="str", no_log=True),
+        insecure_registries=dict(type="list", elements="str", default=[]),
+        chunk_size=dict(type="int", default=DEFAULT_CHUNK_SIZE),
+        parallelism=dict(type="int", default=4),
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        supports_check_mode=True,
+        required_together=[("source_username", "source_password"),
+                           ("destination_username", "destination_password")],
+    )
+    if not HAS_REQUESTS:
+        module.fail_json(msg=missing_required_lib("requests"), exception=str(REQUESTS_IMPORT_ERROR))
+    if module.params["chunk_size"] < 1024:
+        module.fail_json(msg=f"chunk_size={module.params['chunk_size']} is too small — use at least 1024 bytes "
+                             f"(default {DEFAULT_CHUNK_SIZE})")
+    try:
+        result = run_mirror(module.params, module.check_mode, google_token_source(module.params))
+    except RegistryError as exc:
+        module.fail_json(msg=f"container_image_mirror: {exc}")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
