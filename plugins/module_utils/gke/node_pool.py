@@ -147,6 +147,8 @@ def run_pool(client, params, check_mode):
     if problems:
         raise GcpError("; ".join(problems))
     if client.get_cluster(project, location, cluster) is None:
+        if params["state"] == "absent":
+            return {"changed": False, "changes": [], "node_pool": {}, "diff": {"before": {}, "after": {}}}
         raise GcpError(f"cluster {cluster!r} does not exist in {project}/{location}; create it first "
                        "(rapids.triton_fil.gke_cluster) or fix cluster/location")
     actual = client.get_node_pool(project, location, cluster, name)

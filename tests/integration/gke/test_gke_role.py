@@ -1,0 +1,72 @@
+"""The gke_cluster role and playbooks/teardown.yml against the GKE simulator."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import yaml
+
+from testlib import REPO, run_playbook
+
+ROLE_PLAY = """
+- hosts: triton_fil
+  gather_facts: false
+  roles:
+    - role: rapids.triton_fil.gke_cluster
+  post_tasks:
+    - name: facts
+      ansible.builtin.debug:
+        msg: "{{ {'kubeconfig': triton_fil_kubeconfig, 'cluster': triton_fil_cluster} }}"
+"""
+
+
+def inventory(tmp_path, gke, **extra):
+    host = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+            "triton_fil_target": "gke", "gcp_project": "sim-project", "gcp_auth_kind": "accesstoken",
+            "gcp_access_token": "ya29.role-token-never-printed", "gke_cluster_api_endpoint": gke.url,
+            "gke_cluster_wait_timeout": 60, "gke_cluster_kubeconfig_path": str(tmp_path / "kube" / "config"),
+            "gcs_models_bucket": "sim-project-models", **extra}
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump({"triton_fil": {"hosts": {"sim-deploy": host}}}))
+    return path
+
+
+def test_role_converges_hands_over_facts_and_teardown_asks_first(ansible, gke, tmp_path):
+    inv = inventory(tmp_path, gke)
+    first = ansible(ROLE_PLAY, inventory=inv)
+    assert first.rc == 0, first.stdout[-3000:]
+    facts = first.result("facts")["msg"]
+    assert facts["kubeconfig"] == str(tmp_path / "kube" / "config")
+    assert facts["cluster"]["workload_pool"] == "sim-project.svc.id.goog"
+    assert facts["cluster"]["gpu_driver_version"] == "LATEST"
+    assert facts["cluster"]["context"] == "gke_sim-project_us-central1-a_triton-fil"
+    assert stat.S_IMODE((tmp_path / "kube" / "config").stat().st_mode) == 0o600
+    pool = gke.clusters[("sim-project", "us-central1-a", "triton-fil")]["nodePools"][1]
+    assert pool["autoscaling"] == {"enabled": True, "minNodeCount": 2, "maxNodeCount": 3}
+    assert pool["config"]["accelerators"][0]["acceleratorType"] == "nvidia-tesla-t4"
+    assert "ya29.role-token-never-printed" not in first.stdout
+
+    gke.reset_log()
+    second = ansible(ROLE_PLAY, inventory=inv)
+    assert second.rc == 0 and second.changed == 0
+    assert gke.write_calls() == []
+
+    daemonset = ansible(ROLE_PLAY, inventory=inventory(tmp_path, gke, gpu_drivers_mode="daemonset"))
+    assert daemonset.rc != 0, "switching driver installation is recreate-only and must be refused"
+    assert "gpu_driver_version ('LATEST' -> 'INSTALLATION_DISABLED')" in daemonset.stdout
+
+    refused = run_playbook(REPO / "playbooks" / "teardown.yml", inventory=inv)
+    assert refused.rc != 0
+    assert "re-run with -e triton_fil_teardown_confirm=sim-deploy" in json.dumps(refused.data)
+    assert ("sim-project", "us-central1-a", "triton-fil") in gke.clusters
+
+    gke.reset_log()
+    down = run_playbook(REPO / "playbooks" / "teardown.yml", inventory=inv,
+                        extra_vars={"triton_fil_teardown_confirm": "sim-deploy"})
+    assert down.rc == 0, down.stdout[-3000:]
+    assert [c[2].rsplit(".", 2)[-2:] for c in gke.write_calls()] == [["nodePools", "delete"], ["clusters", "delete"]]
+    assert gke.clusters == {}
+    again = run_playbook(REPO / "playbooks" / "teardown.yml", inventory=inv,
+                         extra_vars={"triton_fil_teardown_confirm": "sim-deploy"})
+    assert again.rc == 0 and again.changed == 0, "a second teardown finds nothing to delete"
