@@ -1,0 +1,245 @@
+"""The triton chart for every inventory: helm lint/template, schemas, policy, the autoscaling chain.
+
+The values come from the triton_helm role's own mapping (playbooks/render_chart.yml runs its
+tasks/values.yml), so these tests check what `kubernetes.core.helm` would install for each deployment.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from k8s_checks import (CHART, INVENTORIES, REPO, autoscaling_chain_problems, by_kind, helm, load_docs, one,
+                        policy_problems, schema_problems, template)
+
+ADAPTER_MANIFEST = REPO / "roles" / "metrics_adapter" / "files" / "custom-metrics-stackdriver-adapter.yaml"
+ADAPTER_DEFAULTS = REPO / "roles" / "metrics_adapter" / "defaults" / "main.yml"
+HELM_DEFAULTS = REPO / "roles" / "triton_helm" / "defaults" / "main.yml"
+
+
+def adapter():
+    """The adapter objects and the APIServices the metrics_adapter role waits for."""
+    return (load_docs(ADAPTER_MANIFEST.read_text()),
+            yaml.safe_load(ADAPTER_DEFAULTS.read_text())["metrics_adapter_apiservices"])
+
+
+def chain(objects):
+    return autoscaling_chain_problems(objects, *adapter())
+
+
+def hosts():
+    """(inventory, host) pairs, read from the inventories without running anything."""
+    pairs = []
+    for inventory in INVENTORIES:
+        data = yaml.safe_load((REPO / "inventories" / inventory / "hosts.yml").read_text())
+        for host in data["triton_fil"]["hosts"]:
+            pairs.append((inventory, host))
+    return pairs
+
+
+HOSTS = hosts()
+
+
+@pytest.fixture
+def release(rendered_values, request):
+    inventory, host = request.param
+    values_file = rendered_values[inventory][host]
+    objects, _ = template(values_file, release=yaml.safe_load(HELM_DEFAULTS.read_text())["triton_helm_release"])
+    return inventory, host, values_file, objects
+
+
+def test_every_inventory_is_rendered():
+    assert {"dev", "prod"} <= set(INVENTORIES)
+    assert len([h for i, h in HOSTS if i == "prod"]) == 2
+
+
+@pytest.mark.parametrize("release", HOSTS, indirect=True, ids=[f"{i}/{h}" for i, h in HOSTS])
+def test_helm_lint_strict(release):
+    _, _, values_file, _ = release
+    proc = helm("lint", "--strict", str(CHART), "-f", str(values_file), "--namespace", "triton")
+    assert "0 chart(s) failed" in proc.stdout
+
+
+@pytest.mark.parametrize("release", HOSTS, indirect=True, ids=[f"{i}/{h}" for i, h in HOSTS])
+def test_rendered_objects_match_the_kubernetes_schemas(release):
+    _, _, _, objects = release
+    kinds = sorted(o["kind"] for o in objects)
+    assert kinds == sorted(["Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "PodMonitoring",
+                            "Rules", "Service", "ServiceAccount"])
+    problems = [p for obj in objects for p in schema_problems(obj)]
+    assert problems == []
+
+
+@pytest.mark.parametrize("release", HOSTS, indirect=True, ids=[f"{i}/{h}" for i, h in HOSTS])
+def test_rendered_objects_follow_the_policy(release):
+    inventory, host, values_file, objects = release
+    assert policy_problems(objects) == []
+    values = yaml.safe_load(values_file.read_text())
+    hpa = one(objects, "HorizontalPodAutoscaler")
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (values["replicas"]["min"],
+                                                                       values["replicas"]["max"])
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
+    service = one(objects, "Service")
+    assert service["spec"]["type"] == "ClusterIP", f"{inventory}/{host}: the default Service must be internal"
+    assert "replicas" not in one(objects, "Deployment")["spec"], "the HPA owns the replica count"
+
+
+@pytest.mark.parametrize("release", HOSTS, indirect=True, ids=[f"{i}/{h}" for i, h in HOSTS])
+def test_autoscaling_chain_is_consistent(release):
+    _, _, _, objects = release
+    assert chain(objects) == []
+    hpa = one(objects, "HorizontalPodAutoscaler")
+    metric = hpa["spec"]["metrics"][0]["external"]["metric"]
+    assert metric["name"] == "prometheus.googleapis.com|triton_queue_duration_us_per_request|gauge"
+
+
+def test_inventory_replica_ranges_reach_the_hpa(rendered_values):
+    replicas = {host: yaml.safe_load(path.read_text())["replicas"]
+                for hosts_ in rendered_values.values() for host, path in hosts_.items()}
+    assert replicas["dev-us-central1"] == {"min": 1, "max": 2}
+    assert replicas["prod-us-central1"] == {"min": 2, "max": 3}
+    assert replicas["prod-europe-west4"] == {"min": 2, "max": 3}
+
+
+# ------------------------------------------------------------------------------ the chain fails when it diverges
+
+@pytest.fixture(scope="module")
+def dev_values(rendered_values):
+    return yaml.safe_load(rendered_values["dev"]["dev-us-central1"].read_text())
+
+
+def render_mutated(tmp_path, values, mutate):
+    mutated = copy.deepcopy(values)
+    mutate(mutated)
+    path = tmp_path / "mutated.values.yaml"
+    path.write_text(yaml.safe_dump(mutated))
+    objects, proc = template(path)
+    assert proc.returncode == 0, proc.stderr
+    return objects
+
+
+@pytest.mark.parametrize("mutation, expected", [
+    (lambda v: v["autoscaling"]["metric"].update(
+        expr=v["autoscaling"]["metric"]["expr"].replace("nv_inference_queue_duration_us", "nv_inference_queue_us")),
+     "nv_inference_queue_us is not a metric tritonserver exports"),
+    (lambda v: v["server"].update(extraArgs=["--allow-metrics=false"]), "--allow-metrics=false"),
+    (lambda v: v["autoscaling"]["metric"].update(expr=v["autoscaling"]["metric"]["expr"].replace("__JOB__", "other")),
+     "is not restricted to a scraped job"),
+], ids=["unknown-triton-metric", "metrics-disabled", "other-scrape-job"])
+def test_chain_check_fails_when_values_break_the_chain(tmp_path, dev_values, mutation, expected):
+    problems = chain(render_mutated(tmp_path, dev_values, mutation))
+    assert any(expected in p for p in problems), problems
+
+
+@pytest.mark.parametrize("mutation, expected", [
+    (lambda objs: one(objs, "HorizontalPodAutoscaler")["spec"]["metrics"][0]["external"]["metric"].update(
+        name="prometheus.googleapis.com|nv_inference_queue_duration_us|counter"), "which nothing exports"),
+    (lambda objs: one(objs, "Rules")["spec"]["groups"][0]["rules"][0].update(record="renamed_series"),
+     "which nothing exports"),
+    (lambda objs: one(objs, "PodMonitoring")["spec"]["endpoints"][0].update(port="http"),
+     "tritonserver serves metrics on --metrics-port=8002"),
+    (lambda objs: one(objs, "PodMonitoring")["spec"]["selector"]["matchLabels"].update(
+        {"app.kubernetes.io/instance": "other"}), "not the Triton pods"),
+    (lambda objs: one(objs, "HorizontalPodAutoscaler")["spec"]["metrics"][0]["external"]["metric"]["selector"][
+        "matchLabels"].update({"resource.labels.namespace": "default"}), "selects namespace 'default'"),
+    (lambda objs: one(objs, "HorizontalPodAutoscaler")["spec"]["scaleTargetRef"].update(name="other"),
+     "not the Triton Deployment"),
+], ids=["hpa-metric", "recorded-name", "scrape-port", "scrape-selector", "hpa-namespace", "hpa-target"])
+def test_chain_check_fails_when_objects_diverge(rendered_values, mutation, expected):
+    objects, _ = template(rendered_values["dev"]["dev-us-central1"])
+    assert chain(objects) == []
+    mutation(objects)
+    problems = chain(objects)
+    assert any(expected in p for p in problems), problems
+
+
+def test_chain_check_fails_without_the_external_metrics_api(rendered_values):
+    objects, _ = template(rendered_values["dev"]["dev-us-central1"])
+    adapter_objects, waited = adapter()
+    without_external = [o for o in adapter_objects if o.get("spec", {}).get("group") != "external.metrics.k8s.io"]
+    problems = autoscaling_chain_problems(objects, without_external, ["v1beta1.custom.metrics.k8s.io"])
+    assert any("serves no external.metrics.k8s.io" in p for p in problems), problems
+    assert any("does not wait for external.metrics.k8s.io" in p for p in problems), problems
+
+
+def test_one_variable_moves_the_whole_chain(variant_values):
+    """Renaming the metric and changing its expression in the role variable keeps every link consistent."""
+    objects, _ = template(variant_values["metric-pending"])
+    assert chain(objects) == []
+    hpa_metric = one(objects, "HorizontalPodAutoscaler")["spec"]["metrics"][0]["external"]
+    assert hpa_metric["metric"]["name"] == "prometheus.googleapis.com|triton_pending_requests|gauge"
+    assert hpa_metric["target"] == {"type": "AverageValue", "averageValue": "4"}
+    rule = one(objects, "Rules")["spec"]["groups"][0]["rules"][0]
+    assert rule == {"record": "triton_pending_requests", "expr": 'avg(nv_inference_pending_request_count{job="triton-fil"})'}
+
+
+# ------------------------------------------------------------------------------ opt-ins and refusals
+
+def test_load_balancer_is_internal_unless_public_is_asked_for(variant_values):
+    internal, _ = template(variant_values["lb-internal"])
+    service = one(internal, "Service")
+    assert service["spec"]["type"] == "LoadBalancer"
+    assert service["metadata"]["annotations"]["networking.gke.io/load-balancer-type"] == "Internal"
+    assert policy_problems(internal) == []
+
+    public, _ = template(variant_values["lb-public"])
+    service = one(public, "Service")
+    assert "annotations" not in service["metadata"]
+    assert service["spec"]["loadBalancerSourceRanges"] == ["198.51.100.0/24"]
+    assert any("public LoadBalancer without the opt-in" in p for p in policy_problems(public))
+    assert policy_problems(public, public_service=True) == []
+    assert [p for obj in public for p in schema_problems(obj)] == []
+
+
+def test_gcs_key_secret_only_when_opted_in(variant_values):
+    objects, _ = template(variant_values["key-file"])
+    secret = one(objects, "Secret")
+    assert secret["metadata"]["name"] == "triton-gcs-key" and "key.json" in secret["data"]
+    container = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "GOOGLE_APPLICATION_CREDENTIALS", "value": "/var/run/secrets/gcs/key.json"} in container["env"]
+    assert any("without the key-file opt-in" in p for p in policy_problems(objects))
+    assert policy_problems(objects, gcs_key=True) == []
+    assert [p for obj in objects for p in schema_problems(obj)] == []
+
+    existing, _ = template(variant_values["key-existing"])
+    assert by_kind(existing, "Secret") == []
+    volumes = one(existing, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "gcs-key", "secret": {"secretName": "made-elsewhere", "defaultMode": 256}} in volumes
+
+
+def test_chart_refuses_an_image_without_digest(tmp_path, dev_values):
+    for ref in ("", "nvcr.io/nvidia/tritonserver:24.09-py3"):
+        values = copy.deepcopy(dev_values)
+        values["image"]["ref"] = ref
+        path = tmp_path / "tag.values.yaml"
+        path.write_text(yaml.safe_dump(values))
+        _, proc = template(path, check=False)
+        assert proc.returncode != 0 and "image.ref" in proc.stderr, proc.stderr
+
+
+def test_role_refuses_an_image_without_digest(ansible):
+    run = ansible(REPO / "playbooks" / "render_chart.yml", inventory=REPO / "inventories" / "dev",
+                  extra_vars={"render_chart_dir": "/nonexistent",
+                              "triton_fil_image": {"ref": "nvcr.io/nvidia/tritonserver:24.09-py3"}})
+    assert run.rc != 0
+    assert "image must be REPOSITORY@sha256:DIGEST" in run.stdout
+
+
+def test_autoscaling_off_keeps_the_minimum(variant_values):
+    objects, _ = template(variant_values["autoscaling-off"])
+    assert by_kind(objects, "HorizontalPodAutoscaler") == [] and by_kind(objects, "Rules") == []
+    assert one(objects, "Deployment")["spec"]["replicas"] == 2
+    assert policy_problems(objects) == []
+
+
+def test_schema_validation_is_strict(rendered_values):
+    """A typo in a field is caught, so a clean result above means something."""
+    objects, _ = template(rendered_values["dev"]["dev-us-central1"])
+    deployment = copy.deepcopy(one(objects, "Deployment"))
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
+    assert any("livenesProbe" in p for p in schema_problems(deployment))
+    monitor = copy.deepcopy(one(objects, "PodMonitoring"))
+    monitor["spec"]["endpoints"][0]["intervall"] = "15s"
+    assert any("intervall" in p for p in schema_problems(monitor))
