@@ -52,6 +52,23 @@ def rule_location(settings):
             yield ("gcp_zone", f"{zone!r} is not in gcp_region {settings['gcp_region']!r} — pick a zone of that region")
 
 
+def rule_cluster_location(settings):
+    location = settings.get("gke_cluster_location")
+    if _present(settings, "gke_cluster_location"):
+        location = str(location)
+        if not (ZONE_RE.match(location) or REGION_RE.match(location)):
+            yield ("gke_cluster_location", f"{location!r} is neither a zone ('us-central1-a', a zonal cluster) nor a "
+                                           "region ('us-central1', a regional cluster)")
+            return
+    region = location[:-2] if location and ZONE_RE.match(str(location)) else location
+    for zone in settings.get("gke_cluster_node_locations") or []:
+        if not ZONE_RE.match(str(zone)):
+            yield ("gke_cluster_node_locations", f"{zone!r} is not a zone — use names like 'us-central1-a'")
+        elif region and not str(zone).startswith(f"{region}-"):
+            yield ("gke_cluster_node_locations", f"{zone!r} is outside the cluster's region {region!r} — "
+                                                 f"list zones of {region}")
+
+
 def rule_bucket(settings):
     if "gcs_models_bucket" in settings:
         problem = check_bucket_name(settings.get("gcs_models_bucket"), "gcs_models_bucket")
@@ -112,7 +129,7 @@ def rule_verify(settings):
             yield (name, f"{value!r} must be a whole number >= 1")
 
 
-RULES = [rule_project, rule_location, rule_bucket, rule_autoscaling, rule_accelerator, rule_images,
+RULES = [rule_project, rule_location, rule_cluster_location, rule_bucket, rule_autoscaling, rule_accelerator, rule_images,
          rule_credentials, rule_verify]
 
 
