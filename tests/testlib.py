@@ -59,7 +59,7 @@ class AnsibleRun:
         return self.results(task_name, host)[-1]
 
 
-def run_playbook(playbook, *, inventory=None, extra_vars=None, check=False, diff=False,
+def run_playbook(playbook, *, inventory=None, extra_vars=None, check=False, diff=False, limit=None,
                  env=None, verbosity=0, tmp_path=None, callback="ansible.posix.json", timeout=900):
     """Run ansible-playbook from the repo root; playbook is a path or the YAML text of one."""
     if "\n" in str(playbook):
@@ -71,6 +71,8 @@ def run_playbook(playbook, *, inventory=None, extra_vars=None, check=False, diff
     cmd += ["-i", str(inventory)] if inventory else ["-i", "localhost,", "-c", "local"]
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]
+    if limit:
+        cmd += ["--limit", limit]
     if check:
         cmd.append("--check")
     if diff:

@@ -1,4 +1,4 @@
-"""A fake-gcs-server per test module, with its access log for counting requests at the server."""
+"""Servers shared by the integration tests: a fake-gcs-server per test module, with its access log."""
 
 from __future__ import annotations
 

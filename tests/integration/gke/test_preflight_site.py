@@ -1,0 +1,38 @@
+"""site.yml with a bad inventory stops in preflight, listing every problem, before any server sees a write."""
+
+from __future__ import annotations
+
+import yaml
+
+from testlib import REPO, run_playbook
+
+
+def inventory(tmp_path, gke, fake_gcs, **bad):
+    common = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+              "triton_fil_target": "gke", "gcp_auth_kind": "accesstoken", "gcp_access_token": "ya29.preflight",
+              "gke_cluster_api_endpoint": gke.url, "gcp_storage_endpoint": fake_gcs.url,
+              "gke_cluster_kubeconfig_path": str(tmp_path / "kubeconfig")}
+    hosts = {
+        "good-project": {"gcp_project": "good-project", "gcs_models_bucket": "good-project-models"},
+        "bad-project": {"gcp_project": "bad-project", "gcs_models_bucket": "bad-project-models", **bad},
+    }
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump({"triton_fil": {"vars": common, "hosts": hosts}}))
+    return path
+
+
+def test_bad_values_fail_in_preflight_with_every_problem_and_no_write(gke, fake_gcs, tmp_path):
+    inv = inventory(tmp_path, gke, fake_gcs, gke_cluster_gpu_min_nodes=4, gke_cluster_gpu_max_nodes=3,
+                    gke_cluster_location="us-central", gke_cluster_gpu_accelerator_type="nvidia-tesla-t5",
+                    gcs_models_bucket="Bad_Bucket")
+    fake_gcs.mark()
+    run = run_playbook(REPO / "playbooks" / "site.yml", inventory=inv, extra_vars={"verify_load_duration": 0},
+                       limit="bad-project")
+    assert run.rc != 0
+    result = run.result("Check every setting and the model repository; fail once with all problems", "bad-project")
+    variables = sorted(p.split(":", 1)[0] for p in result["problems"])
+    assert variables == ["gcs_models_bucket", "gke_cluster_gpu_accelerator_type", "gke_cluster_gpu_min_nodes",
+                         "gke_cluster_location"], result["problems"]
+    assert "nothing was changed" in result["msg"]
+    assert gke.write_calls() == [] and gke.requests == []
+    assert fake_gcs.writes() == []
