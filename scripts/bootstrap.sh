@@ -70,5 +70,5 @@ PY
 ensure_venv
 ensure_helm
 # shellcheck disable=SC2086  # APT_PACKAGES is a space-separated list: split it
-ensure_apt ${APT_PACKAGES:-}
+ensure_apt docker-registry ${APT_PACKAGES:-}
 log "ready: $VENV, $TOOLS/bin/helm"
