@@ -25,7 +25,8 @@ def inventory(tmp_path, gke, **extra):
     host = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}",
             "triton_fil_target": "gke", "gcp_project": "sim-project", "gcp_auth_kind": "accesstoken",
             "gcp_access_token": "ya29.role-token-never-printed", "gke_cluster_api_endpoint": gke.url,
-            "gke_cluster_wait_timeout": 60, "gke_cluster_kubeconfig_path": str(tmp_path / "kube" / "config"),
+            "gke_cluster_wait_timeout": 60, "gke_cluster_poll_interval": 1,
+            "gke_cluster_kubeconfig_path": str(tmp_path / "kube" / "config"),
             "gcs_models_bucket": "sim-project-models", **extra}
     path = tmp_path / "hosts.yml"
     path.write_text(yaml.safe_dump({"triton_fil": {"hosts": {"sim-deploy": host}}}))
