@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -85,3 +86,9 @@ def test_roles_use_modules_not_shell(role):
         text = path.read_text()
         for forbidden in ("ansible.builtin.shell", "ansible.builtin.command", "\n  shell:", "\n  command:"):
             assert forbidden not in text, f"{path.relative_to(REPO)} uses {forbidden.strip()}"
+
+
+def test_role_variable_tables_are_current():
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "role_docs.py"), "--check"],
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
