@@ -126,7 +126,7 @@ class Manifest:
 
 
 class Credentials:
-    """Username/password for one registry; the password may come from a callable, resolved once."""
+    """Username/password for one registry; the password may come from a callable (a google-auth token)."""
 
     def __init__(self, username=None, password=None, password_source=None, options="username/password"):
         self.username = username or None
@@ -139,10 +139,11 @@ class Credentials:
         return bool(self.username)
 
     def pair(self):
+        """(username, password) or None; a password source is asked every time (tokens expire)."""
         if not self.username:
             return None
-        if self._password is None and self._password_source is not None:
-            self._password = self._password_source()
+        if self._password_source is not None:
+            return self.username, self._password_source() or ""
         return self.username, self._password or ""
 
     def __repr__(self):  # never show the password
