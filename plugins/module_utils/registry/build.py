@@ -80,13 +80,13 @@ def _push(client, ref, credentials):
 
 
 def run_build(params, check_mode, google_token):
+    if "@" in params["name"] or ":" in params["name"].rsplit("/", 1)[-1]:
+        raise RegistryError(f"name {params['name']!r} must be REGISTRY/REPOSITORY without a tag or digest — "
+                            "give the tag in 'tag'")
     try:
         ref = parse_reference(f"{params['name']}:{params['tag']}", "name/tag")
     except InvalidReference as exc:
         raise RegistryError(str(exc)) from exc
-    if "@" in params["name"] or ":" in params["name"].rsplit("/", 1)[-1]:
-        raise RegistryError(f"name {params['name']!r} must be REGISTRY/REPOSITORY without a tag or digest — "
-                            "give the tag in 'tag'")
     context = params["path"]
     dockerfile = params["dockerfile"]
     if not os.path.isdir(context):

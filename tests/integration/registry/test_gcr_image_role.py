@@ -27,7 +27,7 @@ def ar_sim():
 
 
 def test_role_mirrors_and_hands_over_the_digest(ansible, source_registry, dest_registry, ar_sim):
-    index = multi_platform(layer_sizes=(2500,))
+    index = multi_platform(layer_sizes=(2500,), oci=False)  # a Docker manifest list
     source_registry.push_image("nvidia/tritonserver", "24.10-role", index)
     amd64 = index.images[0]
     ev = {
