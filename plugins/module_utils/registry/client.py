@@ -35,6 +35,7 @@ from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.referen
 
 try:
     import requests
+    import urllib3
     HAS_REQUESTS = True
     REQUESTS_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover - reported through missing_required_lib
@@ -187,6 +188,8 @@ class RegistryClient:
         self.base_delay, self.max_delay = base_delay, max_delay
         self.http = requests.Session()
         self.http.headers["User-Agent"] = USER_AGENT
+        if self.insecure:  # asked for explicitly (insecure_registries): no warning on every request
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self.base = None
         self.scheme = None  # the auth scheme the registry asked for: "bearer", "basic" or None
         self.challenge = {}
