@@ -144,7 +144,9 @@ class Supervisor:
         self.stopping = False
 
     def start_gcs(self):
-        url, self.gcs = start_fake_gcs(self.run_dir / "gcs-data", self.run_dir / "fake-gcs-server.log", self.venv)
+        # TRITON_FIL_STACK_GCS_LOG_LEVEL=info makes fake-gcs-server log every request (bench/converge counts them).
+        url, self.gcs = start_fake_gcs(self.run_dir / "gcs-data", self.run_dir / "fake-gcs-server.log", self.venv,
+                                       log_level=os.environ.get("TRITON_FIL_STACK_GCS_LOG_LEVEL", "warn"))
         return url
 
     def triton_command(self, backend_dir, ports):
