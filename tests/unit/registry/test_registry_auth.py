@@ -59,8 +59,9 @@ def test_media_type_detection():
 class Stub:
     """A loopback registry stub: /v2/ with a Bearer (or Basic) challenge, a token realm, one manifest."""
 
-    def __init__(self, scheme="bearer", password="pw", flaky=0):
-        self.scheme, self.password, self.flaky = scheme, password, flaky
+    def __init__(self, scheme="bearer", password="pw", flaky=0, flaky_status=503, drops=0):
+        self.scheme, self.password, self.flaky, self.flaky_status = scheme, password, flaky, flaky_status
+        self.drops = drops
         self.token_requests, self.seen_auth, self.hits = [], [], 0
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
         self.host = f"127.0.0.1:{self.server.server_address[1]}"
@@ -94,8 +95,12 @@ class Stub:
                     return self.reply(200, json.dumps({"token": "T0KEN"}).encode())
                 if path.path.startswith("/v2/") and path.path.endswith("/manifests/v1"):
                     stub.hits += 1
-                    if stub.hits <= stub.flaky:
-                        return self.reply(503, b"busy")
+                    if stub.hits <= stub.drops:
+                        self.close_connection = True  # hang up without an answer
+                        self.connection.shutdown(2)
+                        return None
+                    if stub.hits <= stub.flaky + stub.drops:
+                        return self.reply(stub.flaky_status, b"busy", {"Retry-After": "1"})
                 auth = self.headers.get("Authorization")
                 stub.seen_auth.append(auth)
                 ok = auth == "Bearer T0KEN" if stub.scheme == "bearer" else \
@@ -172,6 +177,15 @@ def test_retries_5xx_then_succeeds(stub_factory):
     c = client(stub)
     assert c.get_manifest("a/b", "v1").is_index
     assert [s for _m, p, s in c.calls if p.endswith("/manifests/v1")].count(503) == 2
+
+
+def test_retries_429_honouring_retry_after_and_dropped_connections(stub_factory):
+    stub = stub_factory(flaky=1, flaky_status=429, drops=2)
+    slept = []
+    c = RegistryClient(stub.host, credentials=Credentials("u", "pw"), sleep=slept.append)
+    assert c.get_manifest("a/b", "v1").is_index
+    statuses = [s for _m, p, s in c.calls if p.endswith("/manifests/v1")]
+    assert statuses[:3] == [None, None, 429] and 1.0 in slept, "Retry-After: 1 is honoured"
 
 
 def test_gives_up_after_max_retries(stub_factory):
