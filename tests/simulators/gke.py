@@ -66,6 +66,7 @@ class GkeSimulator:
     """State, operations and faults; ``serve()`` exposes them over HTTP on 127.0.0.1."""
 
     def __init__(self, op_seconds=0.3):
+        """op_seconds: how long operations take, one number or {operationType: seconds, "default": s}."""
         self.discovery = Discovery("container.v1")
         self.op_seconds = op_seconds
         self.lock = threading.RLock()
@@ -78,6 +79,12 @@ class GkeSimulator:
         self._ids = itertools.count(1)
         self.server = None
         self.url = None
+
+    def duration(self, op_type):
+        """Seconds an operation of this type takes: op_seconds, or op_seconds[op_type] / ["default"]."""
+        if isinstance(self.op_seconds, dict):
+            return float(self.op_seconds.get(op_type, self.op_seconds.get("default", 0.3)))
+        return float(self.op_seconds)
 
     # ----------------------------------------------------------------- test API
     def inject(self, kind, status=None, *, count=1, match="", reason=None, message=None):
@@ -139,8 +146,9 @@ class GkeSimulator:
             raise ApiError(404, f"Operation \"projects/{project}/locations/{location}/operations/{name}\" not found.")
         op, started, on_done, error = entry
         elapsed = time.monotonic() - started
+        duration = self.duration(op["operationType"])
         if op["status"] != "DONE":
-            if elapsed >= self.op_seconds:
+            if elapsed >= duration:
                 op["status"] = "DONE"
                 op["endTime"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                 if error:
@@ -152,7 +160,7 @@ class GkeSimulator:
                 for key, busy in list(self.busy.items()):
                     if busy == name:
                         del self.busy[key]
-            elif elapsed >= self.op_seconds / 3:
+            elif elapsed >= duration / 3:
                 op["status"] = "RUNNING"
         return copy.deepcopy(op)
 
