@@ -1,4 +1,3 @@
-# yamllint disable-file
 apiVersion: apps/v1
 kind: Deployment
 metadata:

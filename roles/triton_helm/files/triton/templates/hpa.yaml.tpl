@@ -1,4 +1,3 @@
-# yamllint disable-file
 {{- if .Values.autoscaling.enabled }}
 {{- if gt (int .Values.replicas.min) (int .Values.replicas.max) }}
 {{- fail (printf "replicas.min (%v) is larger than replicas.max (%v)" .Values.replicas.min .Values.replicas.max) }}

@@ -1,4 +1,3 @@
-# yamllint disable-file
 # Node drains and GKE upgrades take at most maxUnavailable Triton pods at a time.
 apiVersion: policy/v1
 kind: PodDisruptionBudget

@@ -1,4 +1,3 @@
-# yamllint disable-file
 # Google Managed Prometheus scrapes Triton's metrics port; the series carry job="<this name>".
 apiVersion: monitoring.googleapis.com/v1
 kind: PodMonitoring

@@ -1,4 +1,3 @@
-# yamllint disable-file
 {{- if .Values.autoscaling.enabled }}
 # Managed rule evaluation records the autoscaling signal as one series per cluster and namespace:
 # Cloud Monitoring metric prometheus.googleapis.com/{{ .Values.autoscaling.metric.name }}/gauge.

@@ -1,4 +1,3 @@
-# yamllint disable-file
 {{- /* Opt-in only: a service-account key for GCS. Never rendered with the default values. */}}
 {{- if .Values.gcsKey.keyJson }}
 apiVersion: v1

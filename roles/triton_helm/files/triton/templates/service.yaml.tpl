@@ -1,4 +1,3 @@
-# yamllint disable-file
 # Internal by default: ClusterIP, or a GKE internal passthrough load balancer. A public (external)
 # load balancer needs service.type=LoadBalancer AND service.internal=false.
 apiVersion: v1

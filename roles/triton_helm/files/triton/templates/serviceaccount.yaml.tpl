@@ -1,4 +1,3 @@
-# yamllint disable-file
 # GCS access: Workload Identity binds this Kubernetes service account to a Google service account
 # (iam.gke.io/gcp-service-account); no key file is involved unless gcsKey is set.
 apiVersion: v1
