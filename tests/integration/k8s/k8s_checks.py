@@ -69,13 +69,24 @@ def helm(*args, check=True):
 
 
 def load_docs(text):
-    return [doc for doc in yaml.safe_load_all(text) if doc]
+    """The objects of a YAML stream; the items of a v1 List count as objects."""
+    objects = []
+    for doc in yaml.safe_load_all(text):
+        if doc and doc.get("kind") == "List":
+            objects.extend(doc.get("items") or [])
+        elif doc:
+            objects.append(doc)
+    return objects
 
 
-def template(values_file, release="triton-fil", namespace="triton", check=True):
-    """helm template of the chart; returns (objects, process)."""
-    proc = helm("template", release, str(CHART), "--namespace", namespace, "-f", str(values_file), check=check)
-    return (load_docs(proc.stdout) if proc.returncode == 0 else []), proc
+def template_run(values_file, release="triton-fil", namespace="triton"):
+    """The helm template process of the chart (for the refusals)."""
+    return helm("template", release, str(CHART), "--namespace", namespace, "-f", str(values_file), check=False)
+
+
+def template(values_file, release="triton-fil", namespace="triton"):
+    """The objects helm template renders from the chart."""
+    return load_docs(helm("template", release, str(CHART), "--namespace", namespace, "-f", str(values_file)).stdout)
 
 
 def by_kind(objects, kind):
@@ -275,7 +286,7 @@ def autoscaling_chain_problems(objects, adapter_objects, waited_apiservices):
             spec = metric[{"External": "external", "Pods": "pods", "Object": "object"}[kind]]
             metric_name = spec["metric"]["name"]
             group = "external.metrics.k8s.io" if kind == "External" else "custom.metrics.k8s.io"
-            if not any(g == group for g, _ in served):
+            if group not in {g for g, v in served}:
                 problems.append(f"HPA metric {metric_name}: the adapter manifest serves no {group}")
             if not any(name.endswith("." + group) for name in waited_apiservices):
                 problems.append(f"HPA metric {metric_name}: the metrics_adapter role does not wait for {group}")

@@ -51,7 +51,7 @@ def test_manifest_images_are_pinned(name):
         if "@sha256:" in image:
             assert re.search(r"@sha256:[0-9a-f]{64}$", image), image
             continue
-        name_part, _, tag = image.rpartition(":")
+        name_part, tag = image.rsplit(":", 1) if ":" in image else ("", "")
         assert name_part and "/" not in tag and tag not in MOVING_TAGS, f"{image} is not pinned"
 
 
