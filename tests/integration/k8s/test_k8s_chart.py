@@ -7,6 +7,7 @@ tasks/values.yml), so these tests check what `kubernetes.core.helm` would instal
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import yaml
@@ -93,6 +94,15 @@ def test_autoscaling_chain_is_consistent(release):
     hpa = one(objects, "HorizontalPodAutoscaler")
     metric = hpa["spec"]["metrics"][0]["external"]["metric"]
     assert metric["name"] == "prometheus.googleapis.com|triton_queue_duration_us_per_request|gauge"
+
+
+def test_chart_digest_makes_template_changes_a_values_change(rendered_values):
+    """kubernetes.core.helm without helm-diff upgrades only when values or the chart version differ."""
+    digests = {yaml.safe_load(path.read_text())["chartDigest"]
+               for hosts_ in rendered_values.values() for path in hosts_.values()}
+    assert len(digests) == 1 and re.fullmatch(r"[0-9a-f]{64}", digests.pop())
+    deployment = one(template(rendered_values["dev"]["dev-us-central1"]), "Deployment")
+    assert re.fullmatch(r"[0-9a-f]{64}", deployment["metadata"]["annotations"]["rapids.triton_fil/chart-digest"])
 
 
 def test_inventory_replica_ranges_reach_the_hpa(rendered_values):

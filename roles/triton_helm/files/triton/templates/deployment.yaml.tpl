@@ -5,6 +5,10 @@ metadata:
   namespace: {{ .Release.Namespace }}
   labels:
     {{- include "triton.labels" . | nindent 4 }}
+  {{- with .Values.chartDigest }}
+  annotations:
+    rapids.triton_fil/chart-digest: {{ . | quote }}
+  {{- end }}
 spec:
   {{- if not .Values.autoscaling.enabled }}
   replicas: {{ .Values.replicas.min }}
