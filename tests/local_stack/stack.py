@@ -36,6 +36,7 @@ sys.path.insert(0, str(HERE))
 
 from backend_dir import assemble_backend_dir  # noqa: E402  pylint: disable=wrong-import-position
 
+SOURCE_IMAGE = ("nvidia/tritonserver", "24.10-py3")  # a small stand-in image, seeded once per run folder
 DEFAULT_BUCKET = "triton-fil-local"
 DEFAULT_PREFIX = "triton/model_repository"
 DEFAULT_CONFIG_NAME = "cpu"
@@ -141,6 +142,7 @@ class Supervisor:
         self.bucket, self.prefix, self.config_name = bucket, prefix.strip("/"), config_name
         self.gcs = None
         self.triton = None
+        self.registry = None
         self.stopping = False
 
     def start_gcs(self):
@@ -148,6 +150,34 @@ class Supervisor:
         url, self.gcs = start_fake_gcs(self.run_dir / "gcs-data", self.run_dir / "fake-gcs-server.log", self.venv,
                                        log_level=os.environ.get("TRITON_FIL_STACK_GCS_LOG_LEVEL", "warn"))
         return url
+
+    def start_registry(self):
+        """A local OCI registry (Debian's docker-registry) holding a stand-in for the NGC Triton image.
+
+        gcr_image mirrors it into another repository of the same registry, as it would mirror
+        nvcr.io into Artifact Registry; the stand-in is seeded once, so its digest stays put across
+        runs of the same run folder. Returns the registry's host:port, or None when the package is
+        missing (then the image step is skipped, with a log line).
+        """
+        sys.path.insert(0, str(REPO / "tests"))
+        try:
+            from integration.registry import images  # pylint: disable=import-outside-toplevel
+            from integration.registry.localregistry import (  # pylint: disable=import-outside-toplevel
+                Registry, RegistryMissing, start_registry,
+            )
+        except ImportError as exc:
+            log(f"no local registry ({exc}); the image step is skipped")
+            return None
+        try:
+            host, log_file, self.registry = start_registry(self.run_dir / "registry")
+        except RegistryMissing as exc:
+            log(f"no local registry ({exc}); the image step is skipped — run make bootstrap")
+            return None
+        registry = Registry(host, log_file, self.registry)
+        repository, tag = SOURCE_IMAGE
+        if tag not in registry.tags(repository):
+            registry.push_image(repository, tag, images.multi_platform(layer_sizes=(64 * 1024, 256 * 1024)))
+        return host
 
     def triton_command(self, backend_dir, ports):
         return [
@@ -165,6 +195,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
         gcs_url = self.start_gcs()
+        registry = self.start_registry()
         backend_dir = self.run_dir / "backends"
         triton_env = dict(os.environ)
         triton_env.update(assemble_backend_dir(backend_dir, self.venv))
@@ -180,6 +211,9 @@ class Supervisor:
             "TRITON_FIL_MODEL_CONFIG_NAME": self.config_name,
             "TRITON_FIL_RUN_DIR": str(self.run_dir),
         }
+        if registry:
+            env["TRITON_FIL_REGISTRY"] = registry
+            env["TRITON_FIL_SOURCE_IMAGE"] = f"{registry}/{SOURCE_IMAGE[0]}:{SOURCE_IMAGE[1]}"
         tmp = self.run_dir / "env.json.part"
         tmp.write_text(json.dumps(env, indent=2))
         tmp.replace(self.run_dir / "env.json")
@@ -212,7 +246,7 @@ class Supervisor:
             self.triton.terminate()
 
     def shutdown(self):
-        for proc in (self.triton, self.gcs):
+        for proc in (self.triton, self.gcs, self.registry):
             stop_process(proc)
         (self.run_dir / "env.json").unlink(missing_ok=True)
 
