@@ -3,8 +3,9 @@
 It speaks enough of the API for kubernetes.core.k8s / k8s_info through the official Python client:
 discovery (/version, /api, /apis, resource lists), list with label selectors, get, create, patch
 (merge and strategic-merge patches, lists of named items merged by name), replace and delete, with
-Status errors (404, 409). Tests drive time with hooks: `on_list[plural]` runs before each list, so a
-node can gain its GPUs after a few polls and an APIService become Available once its Service exists.
+Status errors (404, 409). Tests drive time with hooks: `on_read[plural](server, verb)` runs before each
+get or list ("get"/"list"), so a node can gain its GPUs after a few polls and an APIService become
+Available once its Service exists.
 Every request is recorded, and every write that changed an object (a no-op patch changes nothing and
 keeps the resourceVersion, as on a real server), so tests can tell an idempotent re-run. It is not a
 conformance fake: no validation, no admission, no controllers.
@@ -40,10 +41,22 @@ RESOURCES = [
     ("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False),
     ("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True),
     ("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True),
+    ("monitoring.googleapis.com", "v1", "PodMonitoring", "podmonitorings", True),
+    ("monitoring.googleapis.com", "v1", "Rules", "rules", True),
 ]
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 PATH = re.compile(r"^/(?:api/(?P<cv>v1)|apis/(?P<g>[^/]+)/(?P<v>[^/]+))"
                   r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[^/]+)(?:/(?P<name>[^/]+))?(?:/(?P<sub>status))?$")
+
+
+def collection_path(obj):
+    """The URL path of the collection an object is created in."""
+    group_version = obj["apiVersion"]
+    resource = next(r for r in RESOURCES if r[2] == obj["kind"]
+                    and (f"{r[0]}/{r[1]}" if r[0] else r[1]) == group_version)
+    base = f"/apis/{group_version}" if resource[0] else "/api/v1"
+    namespace = obj["metadata"].get("namespace")
+    return f"{base}/namespaces/{namespace}/{resource[3]}" if resource[4] else f"{base}/{resource[3]}"
 
 
 def merge(target, patch):
@@ -96,7 +109,7 @@ class FakeApiServer:
         self.objects = {}  # (plural, namespace or "", name) -> object
         self.requests = []  # (method, path)
         self.changes = []  # (method, plural, namespace, name) of writes that changed an object
-        self.on_list = {}  # plural -> callable(server)
+        self.on_read = {}  # plural -> callable(server, verb), before each get or list
         self.lock = threading.RLock()
         self._version = 1
         handler = type("Handler", (_Handler,), {"api": self})
@@ -238,14 +251,14 @@ class _Handler(BaseHTTPRequestHandler):
         group, version, kind, plural = resource[:4]
         namespace = match.group("ns") or ""
         with self.api.lock:
+            hook = self.api.on_read.get(plural)
+            if hook:
+                hook(self.api, "get" if match.group("name") else "list")
             if match.group("name"):
                 obj = self.api.objects.get((plural, namespace, match.group("name")))
                 if obj is None:
                     return self._status(404, "NotFound", f'{plural} "{match.group("name")}" not found')
                 return self._send(200, obj)
-            hook = self.api.on_list.get(plural)
-            if hook:
-                hook(self.api)
             selector = parse_qs(url.query).get("labelSelector", [""])[0]
             items = [o for key, o in sorted(self.api.objects.items())
                      if key[0] == plural and (not namespace or key[1] == namespace)

@@ -82,6 +82,11 @@ def test_rendered_objects_follow_the_policy(release):
     assert hpa["spec"]["minReplicas"] == values["replicas"]["min"]
     assert hpa["spec"]["maxReplicas"] == values["replicas"]["max"]
     assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
+    # One replica minimum: surge (no downtime); more: one at a time without a spare GPU node.
+    rolling = one(objects, "Deployment")["spec"]["strategy"]["rollingUpdate"]
+    surge = {"maxSurge": 1, "maxUnavailable": 0}
+    one_at_a_time = {"maxSurge": 0, "maxUnavailable": 1}
+    assert rolling == (surge if values["replicas"]["min"] == 1 else one_at_a_time)
     service = one(objects, "Service")
     assert service["spec"]["type"] == "ClusterIP", f"{inventory}/{host}: the default Service must be internal"
     assert "replicas" not in one(objects, "Deployment")["spec"], "the HPA owns the replica count"
