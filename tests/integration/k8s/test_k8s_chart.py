@@ -52,8 +52,8 @@ def release(rendered_values, request):
 
 
 def test_every_inventory_is_rendered():
-    assert {"dev", "prod"} <= set(INVENTORIES)
-    assert len([h for i, h in HOSTS if i == "prod"]) == 2
+    assert {"dev", "prod", "multi-project"} <= set(INVENTORIES)
+    assert len([h for i, h in HOSTS if i == "multi-project"]) == 2
 
 
 @pytest.mark.parametrize("release", HOSTS, indirect=True, ids=[f"{i}/{h}" for i, h in HOSTS])
@@ -115,7 +115,7 @@ def test_inventory_replica_ranges_reach_the_hpa(rendered_values):
                 for hosts_ in rendered_values.values() for host, path in hosts_.items()}
     assert replicas["dev-us-central1"] == {"min": 1, "max": 2}
     assert replicas["prod-us-central1"] == {"min": 2, "max": 3}
-    assert replicas["prod-europe-west4"] == {"min": 2, "max": 3}
+    assert replicas["team-us"] == replicas["team-eu"] == {"min": 2, "max": 3}
 
 
 # ------------------------------------------------------------------------------ the chain fails when it diverges
