@@ -33,6 +33,13 @@ def test_first_run_syncs_and_verifies(converged):
     assert verify["metrics"]["nv_inference_request_success"] >= verify["load"]["requests"]
 
 
+def test_mirrored_digest_reaches_the_release_values(converged):
+    image = converged.result("Hand the pushed image to the next roles")["ansible_facts"]["triton_fil_image"]
+    assert image["ref"] == f"{image['repository']}@{image['digest']}" and image["digest"].startswith("sha256:")
+    shown = converged.result("Show what the release would run")["msg"]
+    assert shown == f"release values: image {image['ref']}, models gs://triton-fil-local/triton/model_repository"
+
+
 def test_second_run_changes_nothing(converged, local_stack):
     second = run_playbook(SITE, inventory=INVENTORY, env=local_stack)
     assert second.rc == 0, second.stdout[-4000:]
