@@ -201,13 +201,11 @@ operations:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import (
-    HAS_GOOGLE_AUTH, GOOGLE_AUTH_IMPORT_ERROR, GcpError, GcpSession, gcp_argument_spec,
-)
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import gcp_argument_spec
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.client import (
-    ContainerClient, container_endpoint_spec,
+    container_endpoint_spec, run_container_module,
 )
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.cluster import run_cluster
 
@@ -241,16 +239,7 @@ def main():
         api_endpoint=container_endpoint_spec(),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_GOOGLE_AUTH:
-        module.fail_json(msg=missing_required_lib("google-auth"), exception=str(GOOGLE_AUTH_IMPORT_ERROR))
-    client = None
-    try:
-        client = ContainerClient(GcpSession(module.params), module.params["api_endpoint"],
-                                 wait_timeout=module.params["wait_timeout"])
-        result = run_cluster(client, module.params, module.check_mode)
-    except GcpError as exc:
-        module.fail_json(msg=f"gke_cluster: {exc}", operations=client.operations if client else [])
-    module.exit_json(**result)
+    run_container_module(module, run_cluster)
 
 
 if __name__ == "__main__":

@@ -110,13 +110,11 @@ auth:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import (
-    HAS_GOOGLE_AUTH, GOOGLE_AUTH_IMPORT_ERROR, GcpError, GcpSession, gcp_argument_spec,
-)
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import gcp_argument_spec
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.client import (
-    ContainerClient, container_endpoint_spec,
+    container_endpoint_spec, run_container_module,
 )
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.kubeconfig import run_kubeconfig
 
@@ -137,15 +135,7 @@ def main():
         api_endpoint=container_endpoint_spec(),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_GOOGLE_AUTH:
-        module.fail_json(msg=missing_required_lib("google-auth"), exception=str(GOOGLE_AUTH_IMPORT_ERROR))
-    try:
-        session = GcpSession(module.params)
-        client = ContainerClient(session, module.params["api_endpoint"])
-        result = run_kubeconfig(client, session, module.params, module.check_mode)
-    except GcpError as exc:
-        module.fail_json(msg=f"gke_kubeconfig: {exc}")
-    module.exit_json(**result)
+    run_container_module(module, run_kubeconfig)
 
 
 if __name__ == "__main__":

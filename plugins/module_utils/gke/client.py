@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import time
 
-from ansible.module_utils.basic import env_fallback
+from ansible.module_utils.basic import env_fallback, missing_required_lib
 
-from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpApiError, GcpError
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import (
+    HAS_GOOGLE_AUTH, GOOGLE_AUTH_IMPORT_ERROR, GcpApiError, GcpError, GcpSession,
+)
 
 DEFAULT_ENDPOINT = "https://container.googleapis.com"
 
@@ -129,3 +131,18 @@ class ContainerClient:
     def node_pool_call(self, project, location, cluster, name, verb, suffix, body, what):
         path = f"{self.cluster_path(project, location, cluster)}/nodePools/{name}{suffix}"
         return self.call(verb, path, body, f"{what} of node pool {name!r} in cluster {cluster!r} ({project}/{location})")
+
+
+def run_container_module(module, runner):
+    """The body of every GKE module: session, client, runner(client, params, check_mode), exit or fail."""
+    name = module._name.rsplit(".", 1)[-1]  # pylint: disable=protected-access
+    if not HAS_GOOGLE_AUTH:
+        module.fail_json(msg=missing_required_lib("google-auth"), exception=str(GOOGLE_AUTH_IMPORT_ERROR))
+    client = None
+    try:
+        client = ContainerClient(GcpSession(module.params), module.params["api_endpoint"],
+                                 wait_timeout=module.params.get("wait_timeout") or 1800)
+        result = runner(client, module.params, module.check_mode)
+    except GcpError as exc:
+        module.fail_json(msg=f"{name}: {exc}", operations=client.operations if client else [])
+    module.exit_json(**result)

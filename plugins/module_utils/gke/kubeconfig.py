@@ -129,7 +129,8 @@ def write(path, config, mode=0o600):
         raise
 
 
-def run_kubeconfig(client, session, params, check_mode):
+def run_kubeconfig(client, params, check_mode):
+    session = client.session
     if not HAS_YAML:
         raise GcpError("PyYAML is required on the host that runs gke_kubeconfig (pip install pyyaml)")
     project, location, cluster = params["project"], params["location"], params["cluster"]
