@@ -14,7 +14,11 @@ description:
     bucket and prefix syntax, autoscaling C(*_min_*) <= C(*_max_*), GPU accelerator types and counts,
     image references, credential settings, verify settings) and, when O(model_repository) is given,
     validates the model repository with Triton's ModelConfig protobuf.
+  - With O(check_credentials=true), also obtains an access token with the given GCP options, so
+    missing or expired credentials are reported before anything is created.
   - Fails once, listing all problems, each naming the variable and the fix. Never writes anything.
+extends_documentation_fragment:
+  - rapids.triton_fil.gcp
 options:
   settings:
     description: Variable name to value, as the roles receive them.
@@ -23,6 +27,10 @@ options:
   model_repository:
     description: Local model repository folder to validate too.
     type: path
+  check_credentials:
+    description: Obtain an access token with O(auth_kind) and friends; a failure becomes a problem.
+    type: bool
+    default: false
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -59,6 +67,9 @@ checked:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import (
+    GcpError, GcpSession, gcp_argument_spec,
+)
 from ansible_collections.rapids.triton_fil.plugins.module_utils.preflight.rules import check
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.model_config import (
     ModelRepositoryError,
@@ -67,10 +78,10 @@ from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.model_con
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(settings=dict(type="dict", required=True), model_repository=dict(type="path")),
-        supports_check_mode=True,
-    )
+    argument_spec = gcp_argument_spec()
+    argument_spec.update(settings=dict(type="dict", required=True), model_repository=dict(type="path"),
+                         check_credentials=dict(type="bool", default=False))
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     settings = module.params["settings"]
     problems = check(settings)
     if module.params["model_repository"]:
@@ -79,6 +90,11 @@ def main():
         except ModelRepositoryError as exc:
             report = {"problems": [str(exc)]}
         problems += [f"gcs_models_src: {p}" for p in report["problems"]]
+    if module.params["check_credentials"] and module.params["auth_kind"] != "anonymous":
+        try:
+            GcpSession(module.params).token()
+        except GcpError as exc:
+            problems.append(f"gcp_auth_kind: no access token with auth_kind={module.params['auth_kind']}: {exc}")
     result = {"changed": False, "problems": problems, "checked": sorted(settings)}
     if problems:
         module.fail_json(msg=f"deployment_preflight: {len(problems)} problem(s) — nothing was changed:\n- "

@@ -63,6 +63,15 @@ def test_role_converges_hands_over_facts_and_teardown_asks_first(ansible, gke, t
     assert ("sim-project", "us-central1-a", "triton-fil") in gke.clusters
 
     gke.reset_log()
+    planned = run_playbook(REPO / "playbooks" / "teardown.yml", inventory=inv, check=True,
+                           extra_vars={"triton_fil_teardown_confirm": "sim-deploy"})
+    assert planned.rc == 0, planned.stdout[-3000:]
+    assert planned.result("Remove the GPU node pool", "sim-deploy")["changes"] == [
+        {"field": "node_pool", "before": "present", "after": "absent"}]
+    assert planned.result("Remove the cluster", "sim-deploy")["changes"] == [
+        {"field": "cluster", "before": "present", "after": "absent"}]
+    assert gke.write_calls() == [], "teardown in check mode lists what would go and deletes nothing"
+
     down = run_playbook(REPO / "playbooks" / "teardown.yml", inventory=inv,
                         extra_vars={"triton_fil_teardown_confirm": "sim-deploy"})
     assert down.rc == 0, down.stdout[-3000:]

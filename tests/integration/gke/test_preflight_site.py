@@ -36,3 +36,15 @@ def test_bad_values_fail_in_preflight_with_every_problem_and_no_write(gke, fake_
     assert "nothing was changed" in result["msg"]
     assert gke.write_calls() == [] and gke.requests == []
     assert fake_gcs.writes() == []
+
+
+def test_unusable_credentials_are_a_preflight_problem(gke, fake_gcs, tmp_path):
+    inv = inventory(tmp_path, gke, fake_gcs, gcp_auth_kind="serviceaccount",
+                    gcp_service_account_file=str(tmp_path / "missing-key.json"))
+    run = run_playbook(REPO / "playbooks" / "site.yml", inventory=inv, limit="bad-project")
+    assert run.rc != 0
+    result = run.result("Check every setting and the model repository; fail once with all problems", "bad-project")
+    (problem,) = result["problems"]
+    assert problem.startswith("gcp_auth_kind: no access token with auth_kind=serviceaccount: service_account_file")
+    assert "does not exist" in problem
+    assert gke.requests == []
