@@ -84,6 +84,7 @@ class IamSimulator:
         self.accounts = {}            # email -> ServiceAccount
         self.policies = {}            # ("project", id) | ("bucket", name) | ("account", email) -> Policy
         self.buckets = set()
+        self.workload_pools = None    # None: every PROJECT.svc.id.goog exists; a set: only those (GKE makes one)
         self.requests = []            # (api, method, path, method id or None, status)
         self.faults = []
         self.schema_rejections = []   # (method id, problems)
@@ -191,8 +192,14 @@ class IamSimulator:
                 found = SA_MEMBER.match(member)
                 if found and found.group(1) not in self.accounts:
                     raise ApiError(400, f"Service account {found.group(1)} does not exist.")
-                if member.startswith("serviceAccount:") and ".svc.id.goog" in member and not WI_MEMBER.match(member):
-                    raise ApiError(400, f"Invalid service account ({member[15:]}).")
+                if member.startswith("serviceAccount:") and ".svc.id.goog" in member:
+                    if not WI_MEMBER.match(member):
+                        raise ApiError(400, f"Invalid service account ({member[15:]}).")
+                    pool = member[15:].split("[", 1)[0]
+                    if self.workload_pools is not None and pool not in self.workload_pools:
+                        raise ApiError(400, f"Identity Pool does not exist ({pool}). Please check that you specified "
+                                            "a valid resource name as returned in the `name` attribute in the "
+                                            "configuration API.")
             if binding.get("condition") is not None and not binding["condition"].get("expression"):
                 raise ApiError(400, "A condition needs an expression.")
 

@@ -85,6 +85,10 @@ def run(client, params, check_mode):
     except GcpApiError as exc:
         if exc.status == 403:
             raise GcpError(f"{exc} — {PERMISSIONS}") from exc
+        if exc.status == 400 and "Identity Pool does not exist" in (exc.api_message or ""):
+            raise GcpError(f"{exc} — the Workload Identity pool of kubernetes_service_accounts appears when a GKE "
+                           "cluster of the project has Workload Identity enabled: converge the cluster "
+                           "(gke_cluster) first, or fix workload_pool") from exc
         raise
 
 

@@ -182,6 +182,12 @@ def test_problems_are_named_before_any_call_and_a_missing_bucket_fails_clearly(a
     assert "IAM policy of projects/sim-project" in msg and "403 PERMISSION_DENIED" in msg
     assert "roles/resourcemanager.projectIamAdmin" in msg
 
+    iam.workload_pools = set()  # no GKE cluster with Workload Identity in the project yet
+    nopool = ansible(PLAY, extra_vars=ev(iam))
+    assert nopool.rc != 0
+    msg = nopool.result("wi")["msg"]
+    assert f"Identity Pool does not exist ({PROJECT}.svc.id.goog)" in msg and "converge the cluster" in msg
+
 
 ROLE_PLAY = """
 - hosts: triton_fil
