@@ -7,7 +7,7 @@ is copied between two real registries (a stand-in for the NGC image, large enoug
 takes seconds). Three runs per repetition, each on fresh names:
 
   concurrent  site.yml --tags preflight,infra (what users run)
-  sequential  the same roles back to back: gke_cluster, gcr_image, gcs_models
+  sequential  the same roles back to back: gke_cluster, gcr_image, gcs_models, workload_identity
   chain       only the longest chain (gke_cluster: cluster -> pool -> kubeconfig), Ansible included
 
 Targets: sequential/concurrent >= 1.8x and concurrent/chain <= 1.15x. Prints medians and ratios.
@@ -29,6 +29,7 @@ from integration.registry import images
 from integration.registry.localregistry import Registry, start_registry, stop
 from local_stack.stack import start_fake_gcs, stop_process
 from simulators.gke import GkeSimulator
+from simulators.iam import IamSimulator
 
 SCALE = 60.0
 LATENCIES = {"CREATE_CLUSTER": 360 / SCALE, "CREATE_NODE_POOL": 240 / SCALE, "default": 30 / SCALE}
@@ -40,6 +41,7 @@ SEQUENTIAL = """
     - rapids.triton_fil.gke_cluster
     - rapids.triton_fil.gcr_image
     - rapids.triton_fil.gcs_models
+    - rapids.triton_fil.workload_identity
 """
 CHAIN = """
 - hosts: triton_fil
@@ -50,7 +52,7 @@ CHAIN = """
 """
 
 
-def write_inventory(path, name, sim, gcs_url, source, dest, work):
+def write_inventory(path, name, sim, iam, gcs_url, source, dest, work):
     host = {
         "ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}",
         "triton_fil_target": "gke", "gcp_project": "bench-project", "gcp_auth_kind": "accesstoken",
@@ -63,6 +65,9 @@ def write_inventory(path, name, sim, gcs_url, source, dest, work):
         "gcr_image_project": "bench-project", "gcr_image_repository": "triton", "gcr_image_tag": name,
         "gcr_image_create_repository": "never", "gcr_image_insecure_registries": [source, dest],
         "gcr_image_poll_interval": 1,
+        "workload_identity_iam_endpoint": iam.urls["iam"],
+        "workload_identity_resourcemanager_endpoint": iam.urls["resourcemanager"],
+        "workload_identity_storage_endpoint": iam.urls["storage"],
         # The Kubernetes and verify plays are not run (--tags); their argument specs still resolve.
         "triton_fil_endpoint": {"http_url": "http://unused", "grpc_url": "unused:0", "metrics_url": ""},
     }
@@ -84,13 +89,15 @@ def main():
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-ready-"))
     sim = GkeSimulator(op_seconds=LATENCIES).serve()
+    iam = IamSimulator().serve()
+    iam.add_bucket("bench-models", "bench-project")
     gcs_url, gcs = start_fake_gcs(work / "gcs", work / "gcs.log", REPO / ".venv")
     source_host, source_log, source_proc = start_registry(work / "source")
     dest_host, _dest_log, dest_proc = start_registry(work / "dest")
     try:
         per_layer = args.image_mib * 1024 * 1024 // 6
         Registry(source_host, source_log, source_proc).push_image(
-            "nvidia/tritonserver", "24.10-py3", images.make_image(layers=[images.random_layer(per_layer) for _ in range(6)]))
+            "nvidia/tritonserver", "24.10-py3", images.make_image(layers=[images.random_layer(per_layer) for _layer in range(6)]))
         bench_files = {"sequential": work / "sequential.yml", "chain": work / "chain.yml"}
         bench_files["sequential"].write_text(SEQUENTIAL)
         bench_files["chain"].write_text(CHAIN)
@@ -101,11 +108,11 @@ def main():
             for mode in order:
                 name = f"ready-{rep}-{mode}"
                 inventory = work / f"{name}.yml"
-                write_inventory(inventory, name, sim, gcs_url, source_host, dest_host, work)
+                write_inventory(inventory, name, sim, iam, gcs_url, source_host, dest_host, work)
                 if mode == "concurrent":
-                    seconds, _ = timed(run, REPO / "playbooks" / "site.yml", inventory, ["--tags", "preflight,infra"])
+                    seconds, _out = timed(run, REPO / "playbooks" / "site.yml", inventory, ["--tags", "preflight,infra"])
                 else:
-                    seconds, _ = timed(run, bench_files[mode], inventory)
+                    seconds, _out = timed(run, bench_files[mode], inventory)
                 samples[mode].append(seconds)
         conc, seq, chain = (median(samples[m]) for m in ("concurrent", "sequential", "chain"))
         print_table(f"time to ready (GKE latencies scaled 1:{SCALE:.0f}, {args.image_mib} MiB image copy), "
@@ -120,6 +127,7 @@ def main():
                                        "samples": samples})
     finally:
         sim.close()
+        iam.close()
         stop_process(gcs)
         stop(source_proc)
         stop(dest_proc)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import stat
 
+import pytest
 import yaml
 
+from simulators.iam import IamSimulator
 from testlib import REPO, run_playbook
 
 ROLE_PLAY = """
@@ -21,20 +23,35 @@ ROLE_PLAY = """
 """
 
 
-def inventory(tmp_path, gke, **extra):
+@pytest.fixture
+def iam():
+    """teardown.yml also removes the Workload Identity bindings: an IAM simulator answers them."""
+    sim = IamSimulator().serve()
+    sim.add_bucket("sim-project-models", "sim-project")
+    try:
+        yield sim
+    finally:
+        sim.close()
+
+
+def inventory(tmp_path, gke, iam=None, **extra):
     host = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}",
             "triton_fil_target": "gke", "gcp_project": "sim-project", "gcp_auth_kind": "accesstoken",
             "gcp_access_token": "ya29.role-token-never-printed", "gke_cluster_api_endpoint": gke.url,
             "gke_cluster_wait_timeout": 60, "gke_cluster_poll_interval": 1,
             "gke_cluster_kubeconfig_path": str(tmp_path / "kube" / "config"),
             "gcs_models_bucket": "sim-project-models", **extra}
-    path = tmp_path / "hosts.yml"
+    if iam is not None:
+        host.update(workload_identity_iam_endpoint=iam.urls["iam"],
+                    workload_identity_resourcemanager_endpoint=iam.urls["resourcemanager"],
+                    workload_identity_storage_endpoint=iam.urls["storage"])
+    path = tmp_path / ("hosts-variant.yml" if extra else "hosts.yml")
     path.write_text(yaml.safe_dump({"triton_fil": {"hosts": {"sim-deploy": host}}}))
     return path
 
 
-def test_role_converges_hands_over_facts_and_teardown_asks_first(ansible, gke, tmp_path):
-    inv = inventory(tmp_path, gke)
+def test_role_converges_hands_over_facts_and_teardown_asks_first(ansible, gke, iam, tmp_path):
+    inv = inventory(tmp_path, gke, iam)
     first = ansible(ROLE_PLAY, inventory=inv)
     assert first.rc == 0, first.stdout[-3000:]
     facts = first.result("facts")["msg"]
@@ -53,7 +70,7 @@ def test_role_converges_hands_over_facts_and_teardown_asks_first(ansible, gke, t
     assert second.rc == 0 and second.changed == 0
     assert gke.write_calls() == []
 
-    daemonset = ansible(ROLE_PLAY, inventory=inventory(tmp_path, gke, gpu_drivers_mode="daemonset"))
+    daemonset = ansible(ROLE_PLAY, inventory=inventory(tmp_path, gke, iam, gpu_drivers_mode="daemonset"))
     assert daemonset.rc != 0, "switching driver installation is recreate-only and must be refused"
     assert "gpu_driver_version ('LATEST' -> 'INSTALLATION_DISABLED')" in daemonset.stdout
 
