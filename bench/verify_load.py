@@ -30,7 +30,8 @@ PLAY = """
   gather_facts: false
   tasks:
     - name: models
-      rapids.triton_fil.gcs_bucket: {name: "{{ bucket }}", location: US-CENTRAL1, auth_kind: anonymous, api_endpoint: "{{ gcs }}"}
+      rapids.triton_fil.gcs_bucket:
+        {name: "{{ bucket }}", project: bench, location: US-CENTRAL1, auth_kind: anonymous, api_endpoint: "{{ gcs }}"}
     - name: sync
       rapids.triton_fil.gcs_sync:
         src: "{{ repo }}/model_repository"
