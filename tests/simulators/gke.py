@@ -24,13 +24,15 @@ import json
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 try:
     from .discovery import Discovery
+    from .google_http import ApiError, JsonHandler
 except ImportError:  # run as a script
     from discovery import Discovery  # type: ignore[no-redef]
+    from google_http import ApiError, JsonHandler  # type: ignore[no-redef]
 
 MASTER_VERSION = "1.33.5-gke.1201000"
 ZONE = re.compile(r"^[a-z]+-[a-z]+\d+-[a-z]$")
@@ -39,14 +41,6 @@ FAKE_CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nRkFLRS1HS0UtQ0E=\n----
 DEFAULT_SCOPES = ["https://www.googleapis.com/auth/devstorage.read_only",
                   "https://www.googleapis.com/auth/logging.write",
                   "https://www.googleapis.com/auth/monitoring"]
-STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-                409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
-
-
-class ApiError(Exception):
-    def __init__(self, code, message, status=None):
-        super().__init__(message)
-        self.code, self.message, self.status = code, message, status or STATUS_NAMES.get(code, "UNKNOWN")
 
 
 def fingerprint(labels):
@@ -433,23 +427,8 @@ class GkeSimulator:
         return 200, self.poll_operation(project, location, name)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     sim: GkeSimulator = None
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):  # quiet
-        pass
-
-    def _send(self, status, payload):
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _error(self, error):
-        self._send(error.code, {"error": {"code": error.code, "message": error.message, "status": error.status}})
 
     def _dispatch(self, verb):
         sim = self.sim
@@ -490,18 +469,6 @@ class _Handler(BaseHTTPRequestHandler):
             return
         sim.requests.append((verb, path, method_id, status))
         self._send(status, payload)
-
-    def do_GET(self):  # noqa: N802
-        self._dispatch("GET")
-
-    def do_POST(self):  # noqa: N802
-        self._dispatch("POST")
-
-    def do_PUT(self):  # noqa: N802
-        self._dispatch("PUT")
-
-    def do_DELETE(self):  # noqa: N802
-        self._dispatch("DELETE")
 
 
 def main():

@@ -26,18 +26,17 @@ import itertools
 import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 try:
     from .discovery import Discovery
+    from .google_http import ApiError, JsonHandler
 except ImportError:  # run as a script
     from discovery import Discovery  # type: ignore[no-redef]
+    from google_http import ApiError, JsonHandler  # type: ignore[no-redef]
 
 APIS = {"iam": "iam.v1", "resourcemanager": "cloudresourcemanager.v1", "storage": "storage.v1"}
-STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-                409: "ALREADY_EXISTS", 412: "FAILED_PRECONDITION", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
-                503: "UNAVAILABLE"}
 STORAGE_REASONS = {400: "invalid", 401: "required", 403: "forbidden", 404: "notFound", 409: "conflict",
                    412: "conditionNotMet", 429: "rateLimitExceeded", 500: "backendError", 503: "backendError"}
 ACCOUNT_ID = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
@@ -46,14 +45,6 @@ WI_MEMBER = re.compile(r"^serviceAccount:[a-z][-a-z0-9]*\.svc\.id\.goog\[[a-z0-9
 MEMBER = re.compile(r"^(allUsers|allAuthenticatedUsers|(user|group|serviceAccount|domain|deleted:serviceAccount|"
                     r"principal|principalSet|projectOwner|projectEditor|projectViewer):\S+)$")
 WRITE_SUFFIXES = ("create", "patch", "delete", "setIamPolicy", "update")
-
-
-class ApiError(Exception):
-    def __init__(self, code, message, status=None, reason=None):
-        super().__init__(message)
-        self.code, self.message = code, message
-        self.status = status or STATUS_NAMES.get(code, "UNKNOWN")
-        self.reason = reason
 
 
 def _etag(counter):
@@ -330,21 +321,9 @@ class IamSimulator:
         return 200, self._set_policy(("bucket", bucket), body, storage=True)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     sim: IamSimulator = None
     api = "iam"
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):  # quiet
-        pass
-
-    def _send(self, status, payload):
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _error(self, error):
         if self.api == "storage":  # JSON API errors: a reason per error, no status name
@@ -398,21 +377,6 @@ class _Handler(BaseHTTPRequestHandler):
             return
         log(status)
         self._send(status, payload)
-
-    def do_GET(self):  # noqa: N802
-        self._dispatch("GET")
-
-    def do_POST(self):  # noqa: N802
-        self._dispatch("POST")
-
-    def do_PUT(self):  # noqa: N802
-        self._dispatch("PUT")
-
-    def do_PATCH(self):  # noqa: N802
-        self._dispatch("PATCH")
-
-    def do_DELETE(self):  # noqa: N802
-        self._dispatch("DELETE")
 
 
 def main():

@@ -1,0 +1,58 @@
+"""What the Google API simulators share: Google-shaped errors and a JSON request handler."""
+
+from __future__ import annotations
+
+import json
+from http.server import BaseHTTPRequestHandler
+
+STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                409: "ALREADY_EXISTS", 412: "FAILED_PRECONDITION", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
+                503: "UNAVAILABLE"}
+
+
+class ApiError(Exception):
+    """An error the simulator answers with, as Google would: HTTP code, message, status name, reason."""
+
+    def __init__(self, code, message, status=None, reason=None):
+        super().__init__(message)
+        self.code, self.message = code, message
+        self.status = status or STATUS_NAMES.get(code, "UNKNOWN")
+        self.reason = reason
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """Routes every verb to ``_dispatch(verb)``; ``_send`` and ``_error`` answer in Google's JSON."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def _dispatch(self, verb):
+        raise NotImplementedError
+
+    def _send(self, status, payload):
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, error):
+        self._send(error.code, {"error": {"code": error.code, "message": error.message, "status": error.status}})
+
+    def do_GET(self):  # noqa: N802
+        self._dispatch("GET")
+
+    def do_POST(self):  # noqa: N802
+        self._dispatch("POST")
+
+    def do_PUT(self):  # noqa: N802
+        self._dispatch("PUT")
+
+    def do_PATCH(self):  # noqa: N802
+        self._dispatch("PATCH")
+
+    def do_DELETE(self):  # noqa: N802
+        self._dispatch("DELETE")
