@@ -160,30 +160,13 @@ previous_digest:
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
-from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import (
-    GcpError, GcpSession, gcp_argument_spec,
-)
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import gcp_argument_spec
 from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.build import (
     DEFAULT_DOCKER_HOST, DOCKER_IMPORT_ERROR, HAS_DOCKER, run_build,
 )
-from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.client import RegistryError
-
-
-def google_token_source(params):
-    state = {}
-
-    def token():
-        try:
-            state.setdefault("session", GcpSession(params))
-            value = state["session"].token()
-        except GcpError as exc:
-            raise RegistryError(f"a Google registry needs an access token and none could be obtained: {exc}") from exc
-        if not value:
-            raise RegistryError("a Google registry needs an access token but auth_kind=anonymous gives none — "
-                                "choose another auth_kind or set registry_username/registry_password")
-        return value
-
-    return token
+from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.client import (
+    RegistryError, google_token_source,
+)
 
 
 def main():
@@ -210,7 +193,8 @@ def main():
     if not HAS_DOCKER:
         module.fail_json(msg=missing_required_lib("docker"), exception=str(DOCKER_IMPORT_ERROR))
     try:
-        result = run_build(module.params, module.check_mode, google_token_source(module.params))
+        google_token = google_token_source(module.params, "registry_username/registry_password")
+        result = run_build(module.params, module.check_mode, google_token)
     except RegistryError as exc:
         module.fail_json(msg=f"container_image_build: {exc}")
     module.exit_json(**result)

@@ -185,34 +185,13 @@ requests:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import (
-    GcpError, GcpSession, gcp_argument_spec,
-)
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import gcp_argument_spec
 from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.client import (
-    HAS_REQUESTS, REQUESTS_IMPORT_ERROR, RegistryError,
+    HAS_REQUESTS, REQUESTS_IMPORT_ERROR, RegistryError, google_token_source,
 )
 from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.mirror import (
     DEFAULT_CHUNK_SIZE, run_mirror,
 )
-
-
-def google_token_source(params):
-    """A callable giving a google-auth access token, created on first use only."""
-    state = {}
-
-    def token():
-        try:
-            if "session" not in state:
-                state["session"] = GcpSession(params)
-            value = state["session"].token()
-        except GcpError as exc:
-            raise RegistryError(f"a Google registry needs an access token and none could be obtained: {exc}") from exc
-        if not value:
-            raise RegistryError("a Google registry needs an access token but auth_kind=anonymous gives none — "
-                                "choose another auth_kind or set the registry username/password")
-        return value
-
-    return token
 
 
 def main():
@@ -241,7 +220,8 @@ def main():
         module.fail_json(msg=f"chunk_size={module.params['chunk_size']} is too small — use at least 1024 bytes "
                              f"(default {DEFAULT_CHUNK_SIZE})")
     try:
-        result = run_mirror(module.params, module.check_mode, google_token_source(module.params))
+        google_token = google_token_source(module.params, "the registry username/password")
+        result = run_mirror(module.params, module.check_mode, google_token)
     except RegistryError as exc:
         module.fail_json(msg=f"container_image_mirror: {exc}")
     module.exit_json(**result)

@@ -26,6 +26,7 @@ import threading
 import time
 from urllib.parse import urljoin, urlsplit
 
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError, GcpSession
 from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.auth import (
     pick_challenge, pull_scope, push_scope,
 )
@@ -465,3 +466,25 @@ class RegistryClient:
     @property
     def write_calls(self):
         return [c for c in self.calls if c[0] not in ("GET", "HEAD")]
+
+
+def google_token_source(params, credentials_hint):
+    """A callable giving a google-auth access token for Google registries, the session created on first use.
+
+    credentials_hint names the module's own username/password options for the auth_kind=anonymous message.
+    """
+    state = {}
+
+    def token():
+        try:
+            if "session" not in state:
+                state["session"] = GcpSession(params)
+            value = state["session"].token()
+        except GcpError as exc:
+            raise RegistryError(f"a Google registry needs an access token and none could be obtained: {exc}") from exc
+        if not value:
+            raise RegistryError("a Google registry needs an access token but auth_kind=anonymous gives none — "
+                                f"choose another auth_kind or set {credentials_hint}")
+        return value
+
+    return token
