@@ -132,6 +132,12 @@ options:
     description: Seconds to wait for each long-running operation.
     type: int
     default: 1800
+  poll_interval:
+    description:
+      - Longest pause in seconds between two polls of a running operation; polls start at 0.25 s and back off
+        to this. GKE operations take minutes, so the default costs at most a few percent.
+    type: float
+    default: 10
   api_endpoint:
     description: Container API root. Falls back to E(GCP_CONTAINER_ENDPOINT). Tests point it at a simulator.
     type: str
@@ -197,39 +203,19 @@ from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session impo
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.client import (
     container_endpoint_spec, run_container_module,
 )
-from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.node_pool import run_pool
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.node_pool import pool_options, run_pool
 
 
 def main():
     argument_spec = gcp_argument_spec()
+    argument_spec.update(pool_options())
     argument_spec.update(
         cluster=dict(type="str", required=True),
         location=dict(type="str", required=True),
-        name=dict(type="str", required=True),
         state=dict(type="str", default="present", choices=["present", "absent"]),
-        machine_type=dict(type="str", default="n1-standard-4"),
-        disk_size_gb=dict(type="int", default=100),
-        disk_type=dict(type="str"),
-        image_type=dict(type="str"),
-        oauth_scopes=dict(type="list", elements="str", default=["https://www.googleapis.com/auth/cloud-platform"]),
-        service_account=dict(type="str"),
-        spot=dict(type="bool", default=False),
-        accelerator_type=dict(type="str"),
-        accelerator_count=dict(type="int", default=1),
-        gpu_driver_version=dict(type="str", default="DEFAULT", choices=["DEFAULT", "LATEST", "INSTALLATION_DISABLED"]),
-        initial_node_count=dict(type="int", default=1),
-        min_node_count=dict(type="int"),
-        max_node_count=dict(type="int"),
-        node_locations=dict(type="list", elements="str"),
-        labels=dict(type="dict"),
-        taints=dict(type="list", elements="dict", options=dict(
-            key=dict(type="str", required=True, no_log=False), value=dict(type="str"),
-            effect=dict(type="str", required=True, choices=["NO_SCHEDULE", "PREFER_NO_SCHEDULE", "NO_EXECUTE"]))),
-        workload_metadata=dict(type="str", default="GKE_METADATA", choices=["GKE_METADATA", "GCE_METADATA"]),
-        auto_repair=dict(type="bool", default=True),
-        auto_upgrade=dict(type="bool", default=True),
         recreate=dict(type="bool", default=False),
         wait_timeout=dict(type="int", default=1800),
+        poll_interval=dict(type="float", default=10),
         api_endpoint=container_endpoint_spec(),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

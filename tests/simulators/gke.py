@@ -60,12 +60,17 @@ class GkeSimulator:
     """State, operations and faults; ``serve()`` exposes them over HTTP on 127.0.0.1."""
 
     def __init__(self, op_seconds=0.3):
-        """op_seconds: how long operations take, one number or {operationType: seconds, "default": s}."""
+        """op_seconds: how long operations take, one number or {operationType: seconds, "default": s}.
+
+        A CREATE_CLUSTER that brings up node pools besides the first takes
+        op_seconds["CREATE_CLUSTER_EXTRA_POOL"] longer per extra pool (0 unless given): GKE creates a
+        cluster's initial pools inside the cluster operation, in parallel, not one operation each.
+        """
         self.discovery = Discovery("container.v1")
         self.op_seconds = op_seconds
         self.lock = threading.RLock()
         self.clusters = {}        # (project, location, name) -> cluster
-        self.operations = {}      # (project, location, op name) -> (operation, started, on_done)
+        self.operations = {}      # (project, location, op name) -> (operation, started, on_done, error, seconds)
         self.busy = {}            # (project, location, cluster) -> op name still running
         self.requests = []        # (method, path, method id or None, status)
         self.faults = []
@@ -123,13 +128,14 @@ class GkeSimulator:
         return None
 
     # ----------------------------------------------------------------- operations
-    def start_operation(self, project, location, op_type, target, cluster_key, on_done):
+    def start_operation(self, project, location, op_type, target, cluster_key, on_done, extra_seconds=0.0):
         name = f"operation-{int(time.time() * 1000)}-{next(self._ids):04d}"
         op = {"name": name, "operationType": op_type, "status": "PENDING", "location": location,
               "zone": location, "selfLink": f"{self.url}/v1/projects/{project}/locations/{location}/operations/{name}",
               "targetLink": target, "startTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         error = self.take_fault(("op_error",), op_type)
-        self.operations[(project, location, name)] = (op, time.monotonic(), on_done, error)
+        seconds = self.duration(op_type) + extra_seconds
+        self.operations[(project, location, name)] = (op, time.monotonic(), on_done, error, seconds)
         if cluster_key:
             self.busy[cluster_key] = name
         return copy.deepcopy(op)
@@ -138,9 +144,8 @@ class GkeSimulator:
         entry = self.operations.get((project, location, name))
         if entry is None:
             raise ApiError(404, f"Operation \"projects/{project}/locations/{location}/operations/{name}\" not found.")
-        op, started, on_done, error = entry
+        op, started, on_done, error, duration = entry
         elapsed = time.monotonic() - started
-        duration = self.duration(op["operationType"])
         if op["status"] != "DONE":
             if elapsed >= duration:
                 op["status"] = "DONE"
@@ -273,7 +278,10 @@ class GkeSimulator:
             cluster["status"] = "RUNNING" if ok else "ERROR"
             for pool in cluster["nodePools"]:
                 pool["status"] = "RUNNING" if ok else "ERROR"
-        return 200, self.start_operation(project, location, "CREATE_CLUSTER", cluster["selfLink"], key, done)
+        extra = 0.0
+        if isinstance(self.op_seconds, dict):
+            extra = (len(pools) - 1) * float(self.op_seconds.get("CREATE_CLUSTER_EXTRA_POOL", 0.0))
+        return 200, self.start_operation(project, location, "CREATE_CLUSTER", cluster["selfLink"], key, done, extra)
 
     def m_clusters_delete(self, project, location, name, body):
         key = (project, location, name)

@@ -140,8 +140,12 @@ def run_container_module(module, runner):
         module.fail_json(msg=missing_required_lib("google-auth"), exception=str(GOOGLE_AUTH_IMPORT_ERROR))
     client = None
     try:
+        poll = module.params.get("poll_interval")
+        poll = 10.0 if poll is None else poll
+        if poll <= 0:
+            raise GcpError(f"poll_interval must be a positive number of seconds, got {poll}")
         client = ContainerClient(GcpSession(module.params), module.params["api_endpoint"],
-                                 wait_timeout=module.params.get("wait_timeout") or 1800)
+                                 wait_timeout=module.params.get("wait_timeout") or 1800, poll_max=poll)
         result = runner(client, module.params, module.check_mode)
     except GcpError as exc:
         module.fail_json(msg=f"{name}: {exc}", operations=client.operations if client else [])

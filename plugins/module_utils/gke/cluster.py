@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.node_pool import initial_pools
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.plan import (
     change, diff_view, differs, dig, public_changes, refuse_recreate,
 )
@@ -52,7 +53,8 @@ def desired_cluster(params):
         node_config["workloadMetadataConfig"] = {"mode": "GKE_METADATA"}
     body = {
         "name": params["name"],
-        "nodePools": [{"name": DEFAULT_POOL, "initialNodeCount": params["initial_node_count"], "config": node_config}],
+        "nodePools": [{"name": DEFAULT_POOL, "initialNodeCount": params["initial_node_count"], "config": node_config}]
+        + initial_pools(params.get("node_pools"), reserved=(DEFAULT_POOL,)),
         "addonsConfig": addons,
         "releaseChannel": {"channel": params["release_channel"]},
         "ipAllocationPolicy": {"useIpAliases": True},

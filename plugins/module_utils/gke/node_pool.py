@@ -5,10 +5,67 @@
 
 from __future__ import annotations
 
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.plan import (
     change, diff_view, differs, dig, public_changes, refuse_recreate,
 )
+
+
+def pool_options():
+    """The options that describe a pool: gke_node_pool's, and each item of gke_cluster's node_pools."""
+    return dict(
+        name=dict(type="str", required=True),
+        machine_type=dict(type="str", default="n1-standard-4"),
+        disk_size_gb=dict(type="int", default=100),
+        disk_type=dict(type="str"),
+        image_type=dict(type="str"),
+        oauth_scopes=dict(type="list", elements="str", default=["https://www.googleapis.com/auth/cloud-platform"]),
+        service_account=dict(type="str"),
+        spot=dict(type="bool", default=False),
+        accelerator_type=dict(type="str"),
+        accelerator_count=dict(type="int", default=1),
+        gpu_driver_version=dict(type="str", default="DEFAULT", choices=["DEFAULT", "LATEST", "INSTALLATION_DISABLED"]),
+        initial_node_count=dict(type="int", default=1),
+        min_node_count=dict(type="int"),
+        max_node_count=dict(type="int"),
+        node_locations=dict(type="list", elements="str"),
+        labels=dict(type="dict"),
+        taints=dict(type="list", elements="dict", options=dict(
+            key=dict(type="str", required=True, no_log=False), value=dict(type="str"),
+            effect=dict(type="str", required=True, choices=["NO_SCHEDULE", "PREFER_NO_SCHEDULE", "NO_EXECUTE"]))),
+        workload_metadata=dict(type="str", default="GKE_METADATA", choices=["GKE_METADATA", "GCE_METADATA"]),
+        auto_repair=dict(type="bool", default=True),
+        auto_upgrade=dict(type="bool", default=True),
+    )
+
+
+def initial_pools(items, option="node_pools", reserved=()):
+    """NodePool bodies for pools created with the cluster; items take gke_node_pool's options.
+
+    Every problem is reported at once, naming the item (node_pools[1].max_node_count ...).
+    """
+    validator = ArgumentSpecValidator(pool_options())
+    bodies, problems, seen = [], [], set(reserved)
+    for index, item in enumerate(items or []):
+        where = f"{option}[{index}]"
+        if not isinstance(item, dict):
+            problems.append(f"{where} must be a dict of gke_node_pool options (name, machine_type, ...)")
+            continue
+        result = validator.validate(item)
+        if result.error_messages:
+            problems.extend(f"{where}: {message}" for message in result.error_messages)
+            continue
+        params = result.validated_parameters
+        problems.extend(f"{where}: {problem}" for problem in validate(params))
+        if params["name"] in seen:
+            problems.append(f"{where}: pool name {params['name']!r} is used twice — give each pool its own name")
+        seen.add(params["name"])
+        bodies.append(desired_pool(params))
+    if problems:
+        raise GcpError("; ".join(problems))
+    return bodies
 
 
 def _taints(taints):

@@ -162,6 +162,66 @@ def test_gpu_pool_autoscaling_in_place_then_refusal_then_teardown(ansible, gke):
     assert [c[2].rsplit(".", 2)[-2:] for c in gke.write_calls()] == [["nodePools", "delete"], ["clusters", "delete"]]
 
 
+INLINE_POOL_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: cluster
+      rapids.triton_fil.gke_cluster:
+        name: triton-fil
+        machine_type: n1-standard-8
+        poll_interval: 0.2
+        node_pools: "{{ pools }}"
+        wait_timeout: 60
+""" + COMMON
+
+GPU_POOL = {"name": "gpu-pool", "machine_type": "n1-standard-4", "accelerator_type": "nvidia-tesla-t4",
+            "accelerator_count": 1, "gpu_driver_version": "LATEST", "initial_node_count": 2, "min_node_count": 2,
+            "max_node_count": 3, "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}],
+            "labels": {"workload": "triton"}}
+
+
+def test_gpu_pool_created_inside_the_cluster_operation_then_pool_module_finds_it(ansible, gke):
+    bad = ansible(INLINE_POOL_PLAY, extra_vars=ev(gke, pools=[
+        {**GPU_POOL, "min_node_count": 4}, {"machine_type": "n1-standard-4"}, {**GPU_POOL, "spot": "maybe"}]))
+    assert bad.rc != 0
+    msg = bad.result("cluster")["msg"]
+    assert "node_pools[0]: min_node_count (4) must be >= 0 and <= max_node_count (3)" in msg
+    assert "node_pools[1]: missing required arguments: name" in msg
+    assert "node_pools[2]:" in msg and "spot" in msg
+    assert gke.write_calls() == [], "bad node_pools must be refused before any write"
+
+    plan = ansible(INLINE_POOL_PLAY, extra_vars=ev(gke, pools=[GPU_POOL]), check=True, diff=True)
+    assert plan.rc == 0 and plan.changed == 1 and gke.write_calls() == []
+    after = plan.result("cluster")["diff"]["after"]
+    assert [p["name"] for p in after["nodePools"]] == ["default-pool", "gpu-pool"]
+
+    created = ansible(INLINE_POOL_PLAY, extra_vars=ev(gke, pools=[GPU_POOL]))
+    assert created.rc == 0, created.stdout[-3000:]
+    assert created.result("cluster")["cluster"]["node_pools"] == ["default-pool", "gpu-pool"]
+    assert [c[2].rsplit(".", 1)[1] for c in gke.write_calls()] == ["create"], "one operation for cluster and pool"
+    (sent,) = [r for r in gke.requests if r[2] and r[2].endswith("clusters.create")]
+    assert sent[3] == 200
+
+    # gke_node_pool with the same options finds the pool as created: nothing to do, no write.
+    gke.reset_log()
+    pool = ansible(POOL_PLAY, extra_vars=ev(gke))
+    assert pool.rc == 0 and pool.changed == 0, pool.stdout[-3000:]
+    assert pool.result("pool")["node_pool"]["autoscaling"] == {"enabled": True, "minNodeCount": 2, "maxNodeCount": 3}
+    assert gke.write_calls() == []
+
+    # On an existing cluster node_pools is not compared (gke_node_pool converges pools).
+    gke.reset_log()
+    again = ansible(INLINE_POOL_PLAY, extra_vars=ev(gke, pools=[{**GPU_POOL, "max_node_count": 5}]))
+    assert again.rc == 0 and again.changed == 0 and gke.write_calls() == []
+
+
+def test_poll_interval_must_be_positive(ansible, gke):
+    run = ansible(INLINE_POOL_PLAY.replace("poll_interval: 0.2", "poll_interval: -1"), extra_vars=ev(gke, pools=[]))
+    assert run.rc != 0 and "poll_interval must be a positive number of seconds" in run.result("cluster")["msg"]
+    assert gke.write_calls() == []
+
+
 def test_transient_faults_heal_through_retries(ansible, gke):
     gke.inject("status", 503, count=2, match="clusters.create")
     gke.inject("drop", count=1, match="operations.get")

@@ -64,6 +64,9 @@ def test_role_converges_hands_over_facts_and_teardown_asks_first(ansible, gke, i
     assert pool["autoscaling"] == {"enabled": True, "minNodeCount": 2, "maxNodeCount": 3}
     assert pool["config"]["accelerators"][0]["acceleratorType"] == "nvidia-tesla-t4"
     assert "ya29.role-token-never-printed" not in first.stdout
+    writes = [c[2] for c in gke.write_calls()]
+    assert writes == ["container.projects.locations.clusters.create"], (
+        f"a new cluster brings its GPU pool up in its own create operation: {writes}")
 
     gke.reset_log()
     second = ansible(ROLE_PLAY, inventory=inv)
