@@ -2,22 +2,38 @@
 """Model sync: rapids.triton_fil.gcs_sync vs `gcloud storage rsync`, side by side on one fake-gcs-server.
 
 Each tool syncs a generated model repository (64 files, 256 MiB, a few files > 32 MiB) into a fresh
-bucket, then re-syncs with nothing changed, then re-syncs after 2 files changed. Bytes are counted
-by a TCP proxy in front of the server (what each client really sent). Prints medians and ratios
-ours/gcloud; timings on a shared 2-core machine are noisy, so only ratios measured in the same run
-mean anything.
+bucket, then re-syncs with nothing changed, then re-syncs after the same 2 files changed. Both tools
+run as a task of a one-task play through ansible-playbook, the same way (`-i localhost, -c local`,
+the venv's Python as ansible_python_interpreter, the ansible.posix.json stdout callback): ours is a
+`rapids.triton_fil.gcs_sync` task, gcloud's an `ansible.builtin.command: gcloud storage rsync -r ...`
+task. Both present a (dummy) access token. Every run is timed in two framings, side by side:
+
+* as a playbook task (what a user of this collection swaps): the task's duration from the json
+  callback (task.duration start..end); Ansible's start-up and play set-up are paid by both and drop out.
+* as a whole process: the wall time of the ansible-playbook process running our task, vs the wall time
+  of the bare `gcloud storage rsync` process (the command module's start..end `delta`, the same run).
+
+Bytes are counted by a TCP proxy in front of the server (what each client really sent), for every run.
+Correctness is checked, not only time: after every phase the objects under the prefix in each bucket
+must match the local files by name, size and MD5 (JSON API list, md5Hash); our no-op must report 0 bytes
+sent and 0 uploads and leave every object's generation unchanged. Prints medians and ratios ours/gcloud;
+timings on a shared 2-core machine are noisy, so only ratios measured in the same run mean anything.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import json
 import os
 import random
 import shutil
 import subprocess
 import tempfile
+import urllib.parse
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 from common import REPO, CountingProxy, median, print_table, timed, write_result
@@ -25,7 +41,12 @@ from common import REPO, CountingProxy, median, print_table, timed, write_result
 from local_stack.stack import start_fake_gcs, stop_process
 
 MiB = 1024 * 1024
-PLAY = """
+PREFIX = "triton/model_repository"
+TOKEN = "bench-dummy-token"
+PHASES = ("first", "noop", "two_changed")
+TOOLS = ("ours", "gcloud")
+PLAYS = {
+    "ours": """
 - hosts: localhost
   gather_facts: false
   tasks:
@@ -33,10 +54,20 @@ PLAY = """
       rapids.triton_fil.gcs_sync:
         src: "{{ src }}"
         bucket: "{{ bucket }}"
-        prefix: triton/model_repository
-        auth_kind: anonymous
+        prefix: "{{ prefix }}"
+        auth_kind: accesstoken
+        access_token: "{{ token }}"
         api_endpoint: "{{ endpoint }}"
-"""
+""",
+    "gcloud": """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: sync
+      ansible.builtin.command: "gcloud storage rsync -r {{ src | quote }} gs://{{ bucket }}/{{ prefix }}"
+      environment: "{{ gcloud_env }}"
+""",
+}
 
 
 def generate_repository(root, seed=7):
@@ -62,35 +93,191 @@ def create_bucket(url, name):
     urllib.request.urlopen(request).read()  # noqa: S310 - loopback
 
 
-def run_ours(src, bucket, endpoint, workdir):
-    play = workdir / "sync.yml"
-    play.write_text(PLAY)
+def list_objects(url, bucket):
+    """{name: {"size", "md5", "generation"}} of the objects under PREFIX/ (JSON API, straight to the server)."""
+    objects, token = {}, None
+    while True:
+        query = {"prefix": PREFIX + "/", "fields": "items(name,size,md5Hash,generation),nextPageToken"}
+        if token:
+            query["pageToken"] = token
+        with urllib.request.urlopen(f"{url}/storage/v1/b/{bucket}/o?{urllib.parse.urlencode(query)}") as resp:  # noqa: S310
+            body = json.load(resp)
+        for item in body.get("items", []):
+            objects[item["name"]] = {"size": int(item["size"]), "md5": item.get("md5Hash"),
+                                     "generation": str(item.get("generation"))}
+        token = body.get("nextPageToken")
+        if not token:
+            return objects
+
+
+def local_manifest(src):
+    """{object name: {"size", "md5"}} the bucket must hold (md5 base64, as the JSON API reports it)."""
+    manifest = {}
+    for path in sorted(p for p in src.rglob("*") if p.is_file()):
+        with path.open("rb") as handle:
+            digest = hashlib.file_digest(handle, "md5")  # GCS object checksum, not security
+        manifest[f"{PREFIX}/{path.relative_to(src).as_posix()}"] = {
+            "size": path.stat().st_size, "md5": base64.b64encode(digest.digest()).decode()}
+    return manifest
+
+
+def check_bucket(url, bucket, expected, label):
+    """Raise SystemExit unless the bucket holds exactly the local files (name, size, MD5); return its listing."""
+    objects = list_objects(url, bucket)
+    got = {name: {"size": obj["size"], "md5": obj["md5"]} for name, obj in objects.items()}
+    if got != expected:
+        missing = sorted(set(expected) - set(got))
+        extra = sorted(set(got) - set(expected))
+        differ = sorted(n for n in set(got) & set(expected) if got[n] != expected[n])
+        raise SystemExit(f"{label}: bucket {bucket} does not match the local files: missing {missing[:5]}, "
+                         f"extra {extra[:5]}, size/MD5 differ {differ[:5]}")
+    return objects
+
+
+def _seconds(start, end):
+    return (datetime.fromisoformat(end.rstrip("Z")) - datetime.fromisoformat(start.rstrip("Z"))).total_seconds()
+
+
+def run_play(tool, src, bucket, endpoint, workdir):
+    """Run the tool's one-task play; return (process wall s, task duration s, task result)."""
+    play = workdir / f"sync-{tool}.yml"
+    play.write_text(PLAYS[tool])
+    token = workdir / "token"
+    token.write_text(TOKEN)
+    gcloud_env = {"CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE": endpoint + "/",
+                  "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE": str(token),
+                  "CLOUDSDK_CORE_PROJECT": "bench",
+                  "CLOUDSDK_CONFIG": str(workdir / "gcloud"),
+                  "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"}
+    extra = {"src": str(src), "bucket": bucket, "prefix": PREFIX, "endpoint": endpoint, "token": TOKEN,
+             "gcloud_env": gcloud_env, "ansible_python_interpreter": str(REPO / ".venv" / "bin" / "python")}
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
     cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), str(play), "-i", "localhost,", "-c", "local",
-           "-e", json.dumps({"src": str(src), "bucket": bucket, "endpoint": endpoint,
-                             "ansible_python_interpreter": str(REPO / ".venv" / "bin" / "python")})]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+           "-e", json.dumps(extra)]
+    wall, proc = timed(subprocess.run, cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode:
-        raise SystemExit(f"gcs_sync failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
+        raise SystemExit(f"{tool} ({bucket}) failed, ansible-playbook exited {proc.returncode}:\n"
+                         f"{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
+    try:
+        task = json.loads(proc.stdout)["plays"][0]["tasks"][0]
+        duration = _seconds(task["task"]["duration"]["start"], task["task"]["duration"]["end"])
+        result = task["hosts"]["localhost"]
+    except (ValueError, KeyError, IndexError) as exc:
+        raise SystemExit(f"{tool}: cannot read the json callback output ({exc}):\n{proc.stdout[-3000:]}") from exc
+    return wall, duration, result
 
 
-def run_gcloud(src, bucket, endpoint, workdir):
-    token = workdir / "token"
-    token.write_text("bench-dummy-token")
-    env = dict(os.environ,
-               CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE=endpoint + "/",
-               CLOUDSDK_AUTH_ACCESS_TOKEN_FILE=str(token),
-               CLOUDSDK_CORE_PROJECT="bench",
-               CLOUDSDK_CONFIG=str(workdir / "gcloud"),
-               CLOUDSDK_CORE_DISABLE_PROMPTS="1")
-    proc = subprocess.run(["gcloud", "storage", "rsync", "-r", str(src), f"gs://{bucket}/triton/model_repository"],
-                          capture_output=True, text=True, env=env, check=False)
-    if proc.returncode:
-        raise SystemExit(f"gcloud storage rsync failed:\n{proc.stderr[-3000:]}")
+def process_seconds(tool, wall, result):
+    """The whole-process framing: ansible-playbook's wall time for ours, the gcloud process's for gcloud."""
+    if tool == "ours":
+        return wall
+    hours, minutes, seconds = result["delta"].split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def mib_text(count):
+    """MiB with 2 decimals; below 0.01 MiB the byte count too (the no-op's request overhead)."""
+    return f"{count / MiB:.2f}" if count >= MiB / 100 else f"{count / MiB:.2f} ({count:.0f} B)"
+
+
+def ratio(ours, theirs):
+    return ours / theirs if theirs else float("nan")
+
+
+class Bench:
+    """One fake-gcs-server behind the counting proxy, the generated repository, and the samples."""
+
+    def __init__(self, gcs_url, proxy, work):
+        self.gcs_url, self.proxy, self.work = gcs_url, proxy, work
+        self.src = work / "repo"
+        self.files = generate_repository(self.src)
+        self.changed = (self.files[10], self.files[30])
+        self.rng = random.Random(11)
+        self.samples = {tool: {key: {phase: [] for phase in PHASES} for key in ("task_s", "process_s", "bytes_sent")}
+                        for tool in TOOLS}
+        self.noop_rewrites = {tool: [] for tool in TOOLS}
+
+    def run_tool(self, rep, tool):
+        """First sync into a fresh bucket, no-op re-sync, re-sync after the 2 files changed; checked and sampled."""
+        bucket = f"bench-{tool}-{rep}"
+        create_bucket(self.gcs_url, bucket)
+        expected = listing = None
+        for phase in PHASES:
+            if phase == "two_changed":
+                # Rewritten before each tool's last phase: every tool sees the same 2 files change.
+                for path in self.changed:
+                    path.write_bytes(self.rng.randbytes(path.stat().st_size))
+            if phase != "noop":
+                expected = local_manifest(self.src)
+            self.proxy.reset()
+            wall, duration, outcome = run_play(tool, self.src, bucket, self.proxy.url, self.work)
+            sent = self.proxy.sent
+            self.samples[tool]["task_s"][phase].append(duration)
+            self.samples[tool]["process_s"][phase].append(process_seconds(tool, wall, outcome))
+            self.samples[tool]["bytes_sent"][phase].append(sent)
+            label = f"rep {rep} {tool} {phase}"
+            previous, listing = listing, check_bucket(self.gcs_url, bucket, expected, label)
+            if phase == "noop":
+                self.check_noop(tool, label, previous, listing, outcome, sent)
+
+    def check_noop(self, tool, label, previous, listing, outcome, sent):
+        """Count the objects a no-op rewrote (new generation); ours must rewrite and report nothing."""
+        rewritten = sorted(name for name, obj in listing.items() if obj["generation"] != previous[name]["generation"])
+        self.noop_rewrites[tool].append(len(rewritten))
+        if tool == "ours" and (rewritten or outcome.get("changed") or outcome.get("uploaded")
+                               or outcome.get("bytes_sent")):
+            raise SystemExit(f"{label}: the no-op was not a no-op: changed={outcome.get('changed')} "
+                             f"uploaded={outcome.get('uploaded')} bytes_sent={outcome.get('bytes_sent')} "
+                             f"rewritten objects {rewritten[:5]} ({sent} bytes on the wire)")
+
+    def report(self, reps, orders):
+        """Print both framings' tables; return the JSON result."""
+        samples, files = self.samples, len(list(p for p in self.src.rglob("*") if p.is_file()))
+        total = sum(f.stat().st_size for f in self.src.rglob("*") if f.is_file())
+        changed_bytes = sum(path.stat().st_size for path in self.changed)
+        result = {
+            "files": files, "bytes": total, "reps": reps, "prefix": PREFIX,
+            "two_changed_payload_bytes": changed_bytes, "order_per_rep": orders,
+            "framings": {
+                "task": {"about": "task duration from the ansible.posix.json callback: a rapids.triton_fil.gcs_sync "
+                                  "task vs an ansible.builtin.command task running gcloud storage rsync, both via "
+                                  "ansible-playbook -i localhost, -c local", "phases": {}},
+                "process": {"about": "wall time of the ansible-playbook process running our task vs the bare "
+                                     "gcloud storage rsync process (the command task's delta, same runs)",
+                            "phases": {}}},
+            "bytes_sent": {},
+            "checks": {"bucket_matches_local_files_after_every_phase": True,
+                       "ours_noop_reported_bytes_sent_and_uploads": 0,
+                       "noop_objects_rewritten_per_rep": self.noop_rewrites},
+            "samples": samples}
+        tables = {"task": [], "process": []}
+        for phase in PHASES:
+            ours_b, theirs_b = (median(samples[tool]["bytes_sent"][phase]) for tool in TOOLS)
+            result["bytes_sent"][phase] = {"ours": ours_b, "gcloud": theirs_b}
+            for framing, rows in tables.items():
+                ours, theirs = (median(samples[tool][f"{framing}_s"][phase]) for tool in TOOLS)
+                result["framings"][framing]["phases"][phase] = {"ours_s": ours, "gcloud_s": theirs,
+                                                                "ratio": ratio(ours, theirs)}
+                rows.append([phase, f"{ours:.2f}", f"{theirs:.2f}", f"{ratio(ours, theirs):.2f}x",
+                             mib_text(ours_b), mib_text(theirs_b)])
+        print(f"\ngcs_sync vs gcloud storage rsync — {files} files, {total / MiB:.0f} MiB, median of {reps}; "
+              f"targets: first <= 1.0x, no-op <= 0.5x with 0 payload; the 2-file change is "
+              f"{changed_bytes / MiB:.1f} MiB of payload; MiB sent = bytes on the wire incl. HTTP overhead")
+        mib = ["ours MiB sent", "gcloud MiB sent"]
+        print_table("[as a playbook task] task duration (json callback): rapids.triton_fil.gcs_sync task vs "
+                    "ansible.builtin.command `gcloud storage rsync` task",
+                    ["phase", "ours task s", "gcloud task s", "ours/gcloud"] + mib, tables["task"])
+        print_table("[as a whole process] wall time: ansible-playbook running our task vs the bare "
+                    "`gcloud storage rsync` process",
+                    ["phase", "ours ansible-playbook s", "gcloud process s", "ours/gcloud"] + mib, tables["process"])
+        print(f"\nchecks: after every phase both buckets held exactly the local files (size + MD5); our no-op "
+              f"reported 0 bytes sent / 0 uploads and rewrote no object; objects rewritten per no-op: "
+              f"ours {self.noop_rewrites['ours']}, gcloud {self.noop_rewrites['gcloud']}")
+        return result
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
     if not shutil.which("gcloud"):
@@ -100,42 +287,13 @@ def main():
     host, port = gcs_url.rsplit("//", 1)[1].split(":")
     proxy = CountingProxy(host, int(port))
     try:
-        src = work / "repo"
-        files = generate_repository(src)
-        total = sum(f.stat().st_size for f in src.rglob("*") if f.is_file())
-        tools = {"ours": run_ours, "gcloud": run_gcloud}
-        samples = {tool: {"first": [], "noop": [], "two_changed": []} for tool in tools}
-        sent = {tool: {"first": [], "noop": [], "two_changed": []} for tool in tools}
-        rng = random.Random(11)
+        bench = Bench(gcs_url, proxy, work)
+        orders = []
         for rep in range(args.reps):
-            # Reset the two files each rep so every tool sees the same change.
-            order = list(tools) if rep % 2 == 0 else list(reversed(tools))
-            for tool in order:
-                bucket = f"bench-{tool}-{rep}"
-                create_bucket(gcs_url, bucket)
-                for phase in ("first", "noop", "two_changed"):
-                    if phase == "two_changed":
-                        for path in (files[10], files[30]):
-                            path.write_bytes(rng.randbytes(path.stat().st_size))
-                    proxy.reset()
-                    seconds, _result = timed(tools[tool], src, bucket, proxy.url, work)
-                    samples[tool][phase].append(seconds)
-                    sent[tool][phase].append(proxy.sent)
-        rows, result = [], {"files": len(files) + 8, "bytes": total, "reps": args.reps, "phases": {}}
-        changed_bytes = files[10].stat().st_size + files[30].stat().st_size
-        for phase in ("first", "noop", "two_changed"):
-            ours, theirs = median(samples["ours"][phase]), median(samples["gcloud"][phase])
-            ours_b, theirs_b = median(sent["ours"][phase]), median(sent["gcloud"][phase])
-            ratio = ours / theirs if theirs else float("nan")
-            rows.append([phase, f"{ours:.2f}", f"{theirs:.2f}", f"{ratio:.2f}x", f"{ours_b / MiB:.1f}", f"{theirs_b / MiB:.1f}"])
-            result["phases"][phase] = {"ours_s": ours, "gcloud_s": theirs, "ratio": ratio,
-                                       "ours_bytes_sent": ours_b, "gcloud_bytes_sent": theirs_b}
-        result["two_changed_payload_bytes"] = changed_bytes
-        print_table(f"gcs_sync vs gcloud storage rsync — {len(files) + 8} files, {total / MiB:.0f} MiB, "
-                    f"median of {args.reps} (targets: first <= 1.0x, no-op <= 0.5x with 0 payload, "
-                    f"2-file change sends ~{changed_bytes / MiB:.1f} MiB)",
-                    ["phase", "ours s", "gcloud s", "ours/gcloud", "ours MiB sent", "gcloud MiB sent"], rows)
-        write_result("gcs_sync", result)
+            orders.append(list(TOOLS) if rep % 2 == 0 else list(reversed(TOOLS)))
+            for tool in orders[-1]:
+                bench.run_tool(rep, tool)
+        write_result("gcs_sync", bench.report(args.reps, orders))
     finally:
         proxy.close()
         stop_process(gcs)
