@@ -63,6 +63,13 @@ checked:
   returned: always
   type: list
   elements: str
+models:
+  description:
+    - The valid model configurations of O(model_repository), as M(rapids.triton_fil.triton_model_repository)
+      returns them (the gcs_models role reuses them instead of validating the same folder again).
+  returned: when O(model_repository) is given
+  type: list
+  elements: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -84,18 +91,20 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     settings = module.params["settings"]
     problems = check(settings)
+    result = {"changed": False}
     if module.params["model_repository"]:
         try:
             report = validate_repository(module.params["model_repository"])
         except ModelRepositoryError as exc:
             report = {"problems": [str(exc)]}
         problems += [f"gcs_models_src: {p}" for p in report["problems"]]
+        result["models"] = report.get("models", [])
     if module.params["check_credentials"] and module.params["auth_kind"] != "anonymous":
         try:
             GcpSession(module.params).token()
         except GcpError as exc:
             problems.append(f"gcp_auth_kind: no access token with auth_kind={module.params['auth_kind']}: {exc}")
-    result = {"changed": False, "problems": problems, "checked": sorted(settings)}
+    result.update(problems=problems, checked=sorted(settings))
     if problems:
         module.fail_json(msg=f"deployment_preflight: {len(problems)} problem(s) — nothing was changed:\n- "
                              + "\n- ".join(problems), **result)

@@ -33,6 +33,14 @@ def test_first_run_syncs_and_verifies(converged):
     assert verify["metrics"]["nv_inference_request_success"] >= verify["load"]["requests"]
 
 
+def test_model_repository_is_validated_once_per_run(converged):
+    """preflight validates the folder; gcs_models reuses its models instead of validating it again."""
+    assert converged.result("Validate the model repository with Triton's ModelConfig").get("skipped") is True
+    handed = converged.result("Hand the model repository location to the next roles")["ansible_facts"]
+    names = [model["name"] for model in handed["triton_fil_models"]]
+    assert "fil" in names and all(model["backend"] for model in handed["triton_fil_models"])
+
+
 def test_mirrored_digest_reaches_the_release_values(converged):
     image = converged.result("Hand the pushed image to the next roles")["ansible_facts"]["triton_fil_image"]
     assert image["ref"] == f"{image['repository']}@{image['digest']}" and image["digest"].startswith("sha256:")
