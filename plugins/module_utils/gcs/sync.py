@@ -61,7 +61,8 @@ class SyncPlan:
             if action.reason != "new":
                 before.append(action.name)
             if action.op == "upload":
-                after.append(f"{action.name} ({action.size} bytes, md5 {action.md5})")
+                md5 = f", md5 {action.md5}" if action.md5 else ""  # a new file is hashed when it is uploaded
+                after.append(f"{action.name} ({action.size} bytes{md5})")
         header = f"gs://{self.bucket}/{self.prefix}"
         return {
             "before_header": header, "after_header": header,
@@ -93,10 +94,12 @@ def plan_sync(client, src, bucket, prefix, delete=False, exclude=None, compare="
                 and have.get("metadata", {}).get(MTIME_KEY) == str(mtime)):
             plan.unchanged.append(name)
             continue
-        md5 = file_md5_b64(path)
         if have is None:
-            reason = "new"
-        elif have["size"] != size:
+            # Nothing to compare with: hashed later by the upload worker, in parallel with other uploads.
+            plan.actions.append(SyncAction("upload", name, "new", size, path, None, None, mtime))
+            continue
+        md5 = file_md5_b64(path)
+        if have["size"] != size:
             reason = "size"
         elif not have.get("md5Hash"):
             reason = "no-md5"  # composite objects carry no MD5: same size, unknown content
@@ -105,8 +108,7 @@ def plan_sync(client, src, bucket, prefix, delete=False, exclude=None, compare="
         else:
             plan.unchanged.append(name)
             continue
-        plan.actions.append(SyncAction("upload", name, reason, size, path, md5,
-                                       have["generation"] if have else None, mtime))
+        plan.actions.append(SyncAction("upload", name, reason, size, path, md5, have["generation"], mtime))
     local_names = {prefix + rel for rel in local}
     for name in sorted(set(remote) - local_names):
         if delete:
@@ -121,6 +123,8 @@ def _execute_one(client, bucket, action):
     if action.op == "delete":
         client.delete_object(bucket, action.name, action.generation)
         return action
+    if action.md5 is None:
+        action.md5 = file_md5_b64(action.path)  # sent with the upload: GCS rejects bytes that do not match
     content_type = mimetypes.guess_type(action.name)[0]
     # Preconditions make retries and concurrent writers safe: create only if absent, replace only
     # the generation we compared against.

@@ -97,3 +97,30 @@ def test_recorded_mtime_skips_hashing_and_checksum_mode_does_not(tmp_path, monke
     monkeypatch.setattr(sync, "file_md5_b64", file_md5_b64)
     plan = plan_sync(ListingOnly(remote), tmp_path, "b", "", compare="auto")
     assert [(a.name, a.reason) for a in plan.actions] == [("m.bin", "md5")]
+
+
+class RecordingUploads(ListingOnly):
+    """Planning lists; execution records what each upload would send (name, md5)."""
+
+    def __init__(self, objects):
+        super().__init__(objects)
+        self.sent = []
+
+    def upload(self, bucket, name, path, md5_b64, size, **_kwargs):
+        self.sent.append((name, md5_b64, size))
+
+
+def test_new_files_are_hashed_by_the_upload_workers_and_sent_with_their_md5(tmp_path):
+    from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.sync import execute_plan
+
+    for index in range(5):
+        (tmp_path / f"part_{index}.bin").write_bytes(bytes([index]) * (1000 + index))
+    client = RecordingUploads({})
+    plan = plan_sync(client, tmp_path, "b", "p")
+    assert [a.reason for a in plan.actions] == ["new"] * 5
+    assert all(a.md5 is None for a in plan.actions), "planning does not read files it has nothing to compare with"
+    assert "md5" not in plan.diff()["after"]
+    execute_plan(client, plan, parallelism=3)
+    expected = {(f"p/part_{i}.bin", file_md5_b64(tmp_path / f"part_{i}.bin"), 1000 + i) for i in range(5)}
+    assert set(client.sent) == expected
+    assert all(f"md5 {md5}" in plan.diff()["after"] for _name, md5, _size in expected)
