@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -146,6 +147,7 @@ def main():
         stop_process(gcs)
         stop(source_proc)
         stop(dest_proc)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

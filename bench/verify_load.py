@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -115,15 +116,18 @@ def main():
     parser.add_argument("--duration", type=float, default=8.0)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-verify-"))
-    with LocalStack(work / "stack") as stack:
-        env = stack.env()
-        run_ours(env, 1, 1, work)  # sync the models and warm the server up
-        ours, plain = [], []
-        for rep in range(args.reps):
-            pair = [("ours", lambda: run_ours(env, args.concurrency, args.duration, work)),
-                    ("plain", lambda: run_plain(env, args.concurrency, args.duration))]
-            for name, fn in (pair if rep % 2 == 0 else reversed(pair)):
-                (ours if name == "ours" else plain).append(fn())
+    try:
+        with LocalStack(work / "stack") as stack:
+            env = stack.env()
+            run_ours(env, 1, 1, work)  # sync the models and warm the server up
+            ours, plain = [], []
+            for rep in range(args.reps):
+                pair = [("ours", lambda: run_ours(env, args.concurrency, args.duration, work)),
+                        ("plain", lambda: run_plain(env, args.concurrency, args.duration))]
+                for name, fn in (pair if rep % 2 == 0 else reversed(pair)):
+                    (ours if name == "ours" else plain).append(fn())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     rows, result = [], {"concurrency": args.concurrency, "duration_s": args.duration, "reps": args.reps}
     for name, runs in (("ours (triton_verify load)", ours), ("plain tritonclient aio", plain)):
         rps = median([r["throughput_rps"] for r in runs])
