@@ -155,6 +155,9 @@ def plan_pool(params, actual):
         if differs(view, want_auto):
             changes.append(change("autoscaling", {k: v for k, v in view.items() if v is not None}, want_auto,
                                   ("POST", ":setAutoscaling", {"autoscaling": want_auto}, "set autoscaling")))
+    # nodePools.update carries only the changed field (no nodeVersion/imageType, which the discovery
+    # document calls "Required"): GKE accepts such partial updates; Terraform's google provider sends
+    # its labels/taints/locations/workloadMetadataConfig updates the same way.
     if params.get("node_locations") and differs(actual.get("locations"), params["node_locations"]):
         changes.append(change("node_locations", actual.get("locations"), params["node_locations"],
                               ("PUT", "", {"locations": params["node_locations"]}, "update locations")))
