@@ -17,6 +17,9 @@ description:
   - Optionally runs a load phase (O(load.concurrency) clients for O(load.duration) seconds) and returns
     throughput and p50/p90/p99 latency, and reads the server's C(nv_inference_*) metrics.
   - "Read-only: never reports changed, and runs in check mode too."
+  - With O(kubernetes_tunnel), the server is reached through the Kubernetes API (C(pods/portforward)), as
+    C(kubectl port-forward) does (without kubectl), so a server behind a ClusterIP Service can be verified
+    from outside the cluster's network.
 options:
   url:
     description:
@@ -72,6 +75,34 @@ options:
   metrics_url:
     description: Prometheus endpoint of the server (port 8002) to read C(nv_inference_*) counters from.
     type: str
+  kubernetes_tunnel:
+    description:
+      - Reach the server through the Kubernetes API instead of the network, as C(kubectl port-forward) does.
+      - The module picks a Ready pod matching O(kubernetes_tunnel.selector) (waiting up to O(timeout) seconds
+        for one), listens on a free port of 127.0.0.1 for the port of O(url) (and of O(metrics_url)), and
+        forwards every connection over its own C(pods/portforward) websocket to that port of the pod.
+      - The host of O(url) and O(metrics_url) is then ignored (typically the Service's in-cluster DNS name);
+        their ports must be the pod's container ports (the chart's Service uses the same numbers).
+      - The credentials need C(list) on C(pods) and C(get) and C(create) on C(pods/portforward) in the namespace.
+      - Needs the C(kubernetes) Python library; kubectl and gcloud are not used (a kubeconfig with the
+        C(gke-gcloud-auth-plugin) exec plugin runs that plugin, as the kubernetes client does).
+    type: dict
+    suboptions:
+      kubeconfig:
+        description: Kubeconfig file (for example the one M(rapids.triton_fil.gke_kubeconfig) writes).
+        type: path
+        required: true
+      context:
+        description: Context of the kubeconfig; empty takes its current context.
+        type: str
+      namespace:
+        description: Namespace of the Triton pods.
+        type: str
+        required: true
+      selector:
+        description: Label selector of the Triton pods, such as V(app.kubernetes.io/instance=triton-fil).
+        type: str
+        required: true
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -93,6 +124,17 @@ EXAMPLES = r"""
       concurrency: 4
       duration: 10
     metrics_url: http://127.0.0.1:8002/metrics
+
+- name: Verify a release behind a ClusterIP Service from outside the cluster, through the Kubernetes API
+  rapids.triton_fil.triton_verify:
+    url: http://triton-fil.triton.svc.cluster.local:8000
+    metrics_url: http://triton-fil.triton.svc.cluster.local:8002/metrics
+    model: fil
+    reference_file: "{{ playbook_dir }}/../model_repository/fil_reference.json"
+    kubernetes_tunnel:
+      kubeconfig: "{{ triton_fil_kubeconfig }}"
+      namespace: triton
+      selector: app.kubernetes.io/name=triton,app.kubernetes.io/instance=triton-fil
 """
 
 RETURN = r"""
@@ -118,6 +160,14 @@ metrics:
   description: The server's nv_inference_* counters for the model.
   returned: when O(metrics_url) is given
   type: dict
+tunnel:
+  description:
+    - The Kubernetes tunnel the requests went through, the pod port to local port mapping, the number of
+      port-forward streams opened and the first errors the API server reported on them.
+  returned: when O(kubernetes_tunnel) is given
+  type: dict
+  sample: {pod: triton-fil-6d9f7c8b5-x2x7q, namespace: triton, ports: {"8000": 40117, "8002": 35211},
+           connections: 6, errors: []}
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -126,6 +176,34 @@ from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.verify im
     HAS_TRITONCLIENT, TRITONCLIENT_IMPORT_ERROR,
 )
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.runner import VerifyFailed, run_verify
+from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.tunnel import (
+    HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, KubeTunnel, TunnelError, local_url, url_port,
+)
+
+
+def verify_through_tunnel(module):
+    """run_verify with url/metrics_url pointed at a local port-forward to a Ready pod."""
+    spec, params = module.params["kubernetes_tunnel"], dict(module.params)
+    keys = [key for key in ("url", "metrics_url") if params.get(key)]
+    try:
+        ports = {key: url_port(params[key]) for key in keys}
+        tunnel = KubeTunnel(spec["kubeconfig"], spec.get("context"), spec["namespace"], spec["selector"],
+                            ports.values(), wait_s=params["timeout"])
+        with tunnel:
+            for key in keys:
+                params[key] = local_url(params[key], tunnel.ports[ports[key]])
+            try:
+                result = run_verify(params)
+            except VerifyFailed as exc:
+                refused = "; ".join(tunnel.errors[:3])
+                streams = f"; port-forward errors: {refused}" if refused else ""
+                module.fail_json(msg=f"triton_verify (through a port-forward to pod {spec['namespace']}/{tunnel.pod}):"
+                                 f" {exc}{streams}", **exc.result, tunnel=tunnel.describe())
+    except TunnelError as exc:
+        module.fail_json(msg=f"triton_verify: {exc}")
+    result["server"]["url"] = module.params["url"]
+    result["tunnel"] = tunnel.describe()
+    return result
 
 
 def main():
@@ -145,11 +223,21 @@ def main():
                 duration=dict(type="float", default=5),
             )),
             metrics_url=dict(type="str"),
+            kubernetes_tunnel=dict(type="dict", options=dict(
+                kubeconfig=dict(type="path", required=True),
+                context=dict(type="str"),
+                namespace=dict(type="str", required=True),
+                selector=dict(type="str", required=True),
+            )),
         ),
         supports_check_mode=True,
     )
     if not HAS_TRITONCLIENT:
         module.fail_json(msg=missing_required_lib("tritonclient[all]"), exception=str(TRITONCLIENT_IMPORT_ERROR))
+    if module.params["kubernetes_tunnel"] and not HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
+    if module.params["kubernetes_tunnel"]:
+        module.exit_json(changed=False, **verify_through_tunnel(module))
     try:
         result = run_verify(module.params)
     except VerifyFailed as exc:

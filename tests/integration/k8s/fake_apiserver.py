@@ -9,13 +9,22 @@ Available once its Service exists.
 Every request is recorded, and every write that changed an object (a no-op patch changes nothing and
 keeps the resourceVersion, as on a real server), so tests can tell an idempotent re-run. It is not a
 conformance fake: no validation, no admission, no controllers.
+
+pods/portforward speaks the websocket port-forward protocol (subprotocol v4.channel.k8s.io, as the
+kubernetes client's kubernetes.stream.portforward expects it) and relays each forwarded pod port to a real
+TCP address from `forward[(namespace, pod)] = {pod_port: (host, port)}`; every port-forward is recorded
+in `portforwards`.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import json
 import re
+import socket
+import struct
 import threading
 import uuid
 from datetime import datetime, timezone
@@ -45,6 +54,9 @@ RESOURCES = [
     ("monitoring.googleapis.com", "v1", "Rules", "rules", True),
 ]
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+PORTFORWARD = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)/portforward$")
+WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+PORTFORWARD_PROTOCOL = "v4.channel.k8s.io"
 PATH = re.compile(r"^/(?:api/(?P<cv>v1)|apis/(?P<g>[^/]+)/(?P<v>[^/]+))"
                   r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[^/]+)(?:/(?P<name>[^/]+))?(?:/(?P<sub>status))?$")
 
@@ -110,6 +122,8 @@ class FakeApiServer:
         self.requests = []  # (method, path)
         self.changes = []  # (method, plural, namespace, name) of writes that changed an object
         self.on_read = {}  # plural -> callable(server, verb), before each get or list
+        self.forward = {}  # (namespace, pod) -> {pod port: (host, port)} for pods/portforward
+        self.portforwards = []  # {namespace, pod, port, authorization} of every port-forward stream
         self.lock = threading.RLock()
         self._version = 1
         handler = type("Handler", (_Handler,), {"api": self})
@@ -241,6 +255,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802
         url = urlparse(self.path)
+        if PORTFORWARD.match(url.path):
+            self.api.requests.append(("GET", url.path))
+            return self._portforward(url)
         discovered = self._discovery(url.path)
         if discovered is not None:
             self.api.requests.append(("GET", url.path))
@@ -308,3 +325,115 @@ class _Handler(BaseHTTPRequestHandler):
             return self._status(404, "NotFound", url.path)
         self.api.changes.append(("DELETE", resource[3], match.group("ns") or "", match.group("name")))
         return self._send(200, {"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}})
+
+    # pods/portforward over a websocket (RFC 6455 framing, Kubernetes v4 channel protocol)
+    def _portforward(self, url):
+        match = PORTFORWARD.match(url.path)
+        namespace, name = match.group("ns"), match.group("name")
+        ports = [int(p) for p in ",".join(parse_qs(url.query).get("ports", [])).split(",") if p]
+        if self.api.get("pods", name, namespace) is None:
+            return self._status(404, "NotFound", f'pods "{name}" not found')
+        if self.headers.get("Upgrade", "").lower() != "websocket" or not ports:
+            return self._status(400, "BadRequest", "portforward needs a websocket upgrade and ?ports=")
+        offered = [p.strip() for p in self.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+        if PORTFORWARD_PROTOCOL not in offered:
+            return self._status(400, "BadRequest", f"subprotocol {PORTFORWARD_PROTOCOL} not offered: {offered}")
+        accept = base64.b64encode(hashlib.sha1(  # noqa: S324 - RFC 6455 mandates SHA-1
+            (self.headers["Sec-WebSocket-Key"] + WEBSOCKET_GUID).encode()).digest()).decode()
+        self.send_response(101, "Switching Protocols")
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.send_header("Sec-WebSocket-Protocol", PORTFORWARD_PROTOCOL)
+        self.end_headers()
+        self.close_connection = True
+        lock = threading.Lock()
+
+        def send(opcode, payload):
+            with lock:
+                self.wfile.write(ws_frame(opcode, payload))
+
+        targets = self.api.forward.get((namespace, name), {})
+        upstreams = {}
+        for index, port in enumerate(ports):
+            with self.api.lock:
+                self.api.portforwards.append({"namespace": namespace, "pod": name, "port": port,
+                                              "authorization": self.headers.get("Authorization")})
+            for channel in (2 * index, 2 * index + 1):  # data, then error: each starts with the port
+                send(0x2, bytes([channel]) + struct.pack("<H", port))
+            try:
+                if port not in targets:
+                    raise OSError("connection refused (no forward target in the fake API server)")
+                upstreams[2 * index] = socket.create_connection(targets[port], timeout=5)
+                upstreams[2 * index].settimeout(None)
+            except OSError as exc:
+                send(0x2, bytes([2 * index + 1]) + f"error forwarding port {port} to pod {name}: {exc}".encode())
+                continue
+            threading.Thread(target=self._relay_from_pod, args=(upstreams[2 * index], 2 * index, send),
+                             daemon=True).start()
+        try:
+            for opcode, payload in ws_messages(self.rfile):
+                if opcode == 0x8:  # close
+                    send(0x8, payload[:2])
+                    break
+                if opcode == 0x9:  # ping
+                    send(0xA, payload)
+                elif opcode == 0x2 and payload and payload[0] in upstreams:
+                    upstreams[payload[0]].sendall(payload[1:])
+        except OSError:
+            pass
+        finally:
+            for upstream in upstreams.values():
+                upstream.close()
+
+    @staticmethod
+    def _relay_from_pod(upstream, channel, send):
+        try:
+            while True:
+                data = upstream.recv(65536)
+                if not data:
+                    break
+                send(0x2, bytes([channel]) + data)
+            send(0x8, struct.pack(">H", 1000))
+        except OSError:
+            pass
+
+
+def ws_frame(opcode, payload):
+    """One unmasked, final server frame."""
+    head = bytes([0x80 | opcode])
+    if len(payload) < 126:
+        head += bytes([len(payload)])
+    elif len(payload) < 1 << 16:
+        head += bytes([126]) + struct.pack(">H", len(payload))
+    else:
+        head += bytes([127]) + struct.pack(">Q", len(payload))
+    return head + payload
+
+
+def ws_messages(stream):
+    """(opcode, payload) of every message a client sends (masked frames, fragments joined) until EOF."""
+    opcode, parts = None, []
+    while True:
+        head = stream.read(2)
+        if len(head) < 2:
+            return
+        fin, frame_opcode, length = head[0] & 0x80, head[0] & 0x0F, head[1] & 0x7F
+        if length == 126:
+            length = struct.unpack(">H", stream.read(2))[0]
+        elif length == 127:
+            length = struct.unpack(">Q", stream.read(8))[0]
+        mask = stream.read(4) if head[1] & 0x80 else b"\0\0\0\0"
+        data = stream.read(length)
+        if len(data) < length:
+            return
+        key = (mask * (length // 4 + 1))[:length]
+        payload = (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(length, "big")
+        if frame_opcode >= 0x8:  # control frames are never fragmented
+            yield frame_opcode, payload
+            continue
+        if frame_opcode:
+            opcode, parts = frame_opcode, []
+        parts.append(payload)
+        if fin:
+            yield opcode, b"".join(parts)
