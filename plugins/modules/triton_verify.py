@@ -175,35 +175,12 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.verify import (
     HAS_TRITONCLIENT, TRITONCLIENT_IMPORT_ERROR,
 )
-from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.runner import VerifyFailed, run_verify
-from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.tunnel import (
-    HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, KubeTunnel, TunnelError, local_url, url_port,
+from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.runner import (
+    VerifyFailed, run_verify, run_verify_via_tunnel,
 )
-
-
-def verify_through_tunnel(module):
-    """run_verify with url/metrics_url pointed at a local port-forward to a Ready pod."""
-    spec, params = module.params["kubernetes_tunnel"], dict(module.params)
-    keys = [key for key in ("url", "metrics_url") if params.get(key)]
-    try:
-        ports = {key: url_port(params[key]) for key in keys}
-        tunnel = KubeTunnel(spec["kubeconfig"], spec.get("context"), spec["namespace"], spec["selector"],
-                            ports.values(), wait_s=params["timeout"])
-        with tunnel:
-            for key in keys:
-                params[key] = local_url(params[key], tunnel.ports[ports[key]])
-            try:
-                result = run_verify(params)
-            except VerifyFailed as exc:
-                refused = "; ".join(tunnel.errors[:3])
-                streams = f"; port-forward errors: {refused}" if refused else ""
-                module.fail_json(msg=f"triton_verify (through a port-forward to pod {spec['namespace']}/{tunnel.pod}):"
-                                 f" {exc}{streams}", **exc.result, tunnel=tunnel.describe())
-    except TunnelError as exc:
-        module.fail_json(msg=f"triton_verify: {exc}")
-    result["server"]["url"] = module.params["url"]
-    result["tunnel"] = tunnel.describe()
-    return result
+from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.tunnel import (
+    HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, TunnelError,
+)
 
 
 def main():
@@ -236,10 +213,11 @@ def main():
         module.fail_json(msg=missing_required_lib("tritonclient[all]"), exception=str(TRITONCLIENT_IMPORT_ERROR))
     if module.params["kubernetes_tunnel"] and not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
-    if module.params["kubernetes_tunnel"]:
-        module.exit_json(changed=False, **verify_through_tunnel(module))
+    runner = run_verify_via_tunnel if module.params["kubernetes_tunnel"] else run_verify
     try:
-        result = run_verify(module.params)
+        result = runner(module.params)
+    except TunnelError as exc:
+        module.fail_json(msg=f"triton_verify: {exc}")
     except VerifyFailed as exc:
         module.fail_json(msg=f"triton_verify: {exc}", **exc.result)
     module.exit_json(changed=False, **result)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import verify as tv
+from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.tunnel import KubeTunnel, local_url, url_port
 
 
 class VerifyFailed(Exception):
@@ -80,4 +81,31 @@ def run_verify(params):
             result["metrics"] = tv.scrape_metrics(params["metrics_url"], model)
         except tv.VerifyError as exc:
             raise VerifyFailed(str(exc), result) from exc
+    return result
+
+
+def run_verify_via_tunnel(params):
+    """run_verify with url/metrics_url pointed at a local port-forward to a Ready pod (kubernetes_tunnel).
+
+    Raises TunnelError when no tunnel opens, VerifyFailed (naming the pod and the API server's
+    port-forward errors, result["tunnel"] set) when the verification fails through it.
+    """
+    spec, params = params["kubernetes_tunnel"], dict(params)
+    keys = [key for key in ("url", "metrics_url") if params.get(key)]
+    ports = {key: url_port(params[key]) for key in keys}
+    original_url = params["url"]
+    tunnel = KubeTunnel(spec["kubeconfig"], spec.get("context"), spec["namespace"], spec["selector"],
+                        ports.values(), wait_s=params["timeout"])
+    with tunnel:
+        for key in keys:
+            params[key] = local_url(params[key], tunnel.ports[ports[key]])
+        try:
+            result = run_verify(params)
+        except VerifyFailed as exc:
+            refused = "; ".join(tunnel.errors[:3])
+            streams = f"; port-forward errors: {refused}" if refused else ""
+            raise VerifyFailed(f"(through a port-forward to pod {spec['namespace']}/{tunnel.pod}) {exc}{streams}",
+                               dict(exc.result, tunnel=tunnel.describe())) from exc
+    result["server"]["url"] = original_url
+    result["tunnel"] = tunnel.describe()
     return result
