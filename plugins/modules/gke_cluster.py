@@ -20,6 +20,7 @@ description:
   - The Istio add-on of the original recipe no longer exists on GKE and is not offered.
 extends_documentation_fragment:
   - rapids.triton_fil.gcp
+  - rapids.triton_fil.gke_operation
 options:
   name:
     description: Cluster name.
@@ -111,16 +112,6 @@ options:
     description: Delete and recreate the cluster when a recreate-only option differs. Workloads on it are lost.
     type: bool
     default: false
-  wait_timeout:
-    description: Seconds to wait for each long-running operation.
-    type: int
-    default: 1800
-  poll_interval:
-    description:
-      - Longest pause in seconds between two polls of a running operation; polls start at 0.25 s and back off
-        to this. GKE operations take minutes, so the default costs at most a few percent.
-    type: float
-    default: 10
   node_pools:
     description:
       - Node pools created together with the cluster, inside its create operation (GKE brings them up in
@@ -236,7 +227,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import gcp_argument_spec
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.client import (
-    container_endpoint_spec, run_container_module,
+    container_endpoint_spec, gke_operation_spec, run_container_module,
 )
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.cluster import run_cluster
 
@@ -266,11 +257,10 @@ def main():
             cidr_block=dict(type="str", required=True), display_name=dict(type="str"))),
         labels=dict(type="dict"),
         recreate=dict(type="bool", default=False),
-        wait_timeout=dict(type="int", default=1800),
-        poll_interval=dict(type="float", default=10),
         node_pools=dict(type="list", elements="dict", default=[]),
         api_endpoint=container_endpoint_spec(),
     )
+    argument_spec.update(gke_operation_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_container_module(module, run_cluster)
 

@@ -21,6 +21,7 @@ description:
   - Check mode reports the planned changes; C(--diff) shows the fields before and after.
 extends_documentation_fragment:
   - rapids.triton_fil.gcp
+  - rapids.triton_fil.gke_operation
 options:
   cluster:
     description: Name of the cluster the pool belongs to.
@@ -128,16 +129,6 @@ options:
     description: Delete and recreate the pool when a recreate-only option differs. Its nodes are replaced.
     type: bool
     default: false
-  wait_timeout:
-    description: Seconds to wait for each long-running operation.
-    type: int
-    default: 1800
-  poll_interval:
-    description:
-      - Longest pause in seconds between two polls of a running operation; polls start at 0.25 s and back off
-        to this. GKE operations take minutes, so the default costs at most a few percent.
-    type: float
-    default: 10
   api_endpoint:
     description: Container API root. Falls back to E(GCP_CONTAINER_ENDPOINT). Tests point it at a simulator.
     type: str
@@ -201,7 +192,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import gcp_argument_spec
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.client import (
-    container_endpoint_spec, run_container_module,
+    container_endpoint_spec, gke_operation_spec, run_container_module,
 )
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.node_pool import pool_options, run_pool
 
@@ -214,10 +205,9 @@ def main():
         location=dict(type="str", required=True),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         recreate=dict(type="bool", default=False),
-        wait_timeout=dict(type="int", default=1800),
-        poll_interval=dict(type="float", default=10),
         api_endpoint=container_endpoint_spec(),
     )
+    argument_spec.update(gke_operation_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_container_module(module, run_pool)
 

@@ -20,8 +20,9 @@ def container_endpoint_spec():
     return dict(type="str", default=DEFAULT_ENDPOINT, fallback=(env_fallback, ["GCP_CONTAINER_ENDPOINT"]))
 
 
-def gke_wait_spec():
-    return dict(type="int", default=1800)
+def gke_operation_spec():
+    """wait_timeout and poll_interval, as the rapids.triton_fil.gke_operation doc fragment describes them."""
+    return dict(wait_timeout=dict(type="int", default=1800), poll_interval=dict(type="float", default=10))
 
 
 class OperationTimeout(GcpError):
