@@ -29,10 +29,10 @@ from urllib.parse import urlsplit
 
 try:
     from .discovery import Discovery
-    from .google_http import ApiError, JsonHandler
+    from .google_http import ApiError, FaultQueue, JsonHandler
 except ImportError:  # run as a script
     from discovery import Discovery  # type: ignore[no-redef]
-    from google_http import ApiError, JsonHandler  # type: ignore[no-redef]
+    from google_http import ApiError, FaultQueue, JsonHandler  # type: ignore[no-redef]
 
 MASTER_VERSION = "1.33.5-gke.1201000"
 ZONE = re.compile(r"^[a-z]+-[a-z]+\d+-[a-z]$")
@@ -56,7 +56,7 @@ def deep_merge(base, extra):
     return base
 
 
-class GkeSimulator:
+class GkeSimulator(FaultQueue):
     """State, operations and faults; ``serve()`` exposes them over HTTP on 127.0.0.1."""
 
     def __init__(self, op_seconds=0.3):
@@ -117,15 +117,6 @@ class GkeSimulator:
         if self.server:
             self.server.shutdown()
             self.server.server_close()
-
-    # ----------------------------------------------------------------- faults
-    def take_fault(self, kinds, text):
-        with self.lock:
-            for fault in self.faults:
-                if fault["kind"] in kinds and fault["count"] > 0 and re.search(fault["match"], text):
-                    fault["count"] -= 1
-                    return dict(fault)
-        return None
 
     # ----------------------------------------------------------------- operations
     def start_operation(self, project, location, op_type, target, cluster_key, on_done, extra_seconds=0.0):

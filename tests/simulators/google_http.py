@@ -1,8 +1,10 @@
-"""What the Google API simulators share: Google-shaped errors and a JSON request handler."""
+"""What the Google API simulators share: Google-shaped errors, queued faults and a JSON request handler."""
 
 from __future__ import annotations
 
 import json
+import re
+import threading
 from http.server import BaseHTTPRequestHandler
 
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -18,6 +20,22 @@ class ApiError(Exception):
         self.code, self.message = code, message
         self.status = status or STATUS_NAMES.get(code, "UNKNOWN")
         self.reason = reason
+
+
+class FaultQueue:
+    """Faults a test queued in ``self.faults`` (guarded by ``self.lock``), each used ``count`` times."""
+
+    faults: list
+    lock: threading.RLock
+
+    def take_fault(self, kinds, text):
+        """The first queued fault of one of these kinds whose ``match`` regex is found in text, or None."""
+        with self.lock:
+            for fault in self.faults:
+                if fault["kind"] in kinds and fault["count"] > 0 and re.search(fault["match"], text):
+                    fault["count"] -= 1
+                    return dict(fault)
+        return None
 
 
 class JsonHandler(BaseHTTPRequestHandler):

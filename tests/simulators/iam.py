@@ -31,10 +31,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 try:
     from .discovery import Discovery
-    from .google_http import ApiError, JsonHandler
+    from .google_http import ApiError, FaultQueue, JsonHandler
 except ImportError:  # run as a script
     from discovery import Discovery  # type: ignore[no-redef]
-    from google_http import ApiError, JsonHandler  # type: ignore[no-redef]
+    from google_http import ApiError, FaultQueue, JsonHandler  # type: ignore[no-redef]
 
 APIS = {"iam": "iam.v1", "resourcemanager": "cloudresourcemanager.v1", "storage": "storage.v1"}
 STORAGE_REASONS = {400: "invalid", 401: "required", 403: "forbidden", 404: "notFound", 409: "conflict",
@@ -65,7 +65,7 @@ def _parameters(doc):
     return found
 
 
-class IamSimulator:
+class IamSimulator(FaultQueue):
     def __init__(self):
         self.discovery = {api: Discovery(doc) for api, doc in APIS.items()}
         self.parameters = {api: _parameters(d.doc) for api, d in self.discovery.items()}
@@ -90,14 +90,6 @@ class IamSimulator:
         with self.lock:
             self.faults.append({"kind": kind, "status": status, "count": count, "match": match, "reason": reason,
                                 "message": message, "role": role, "member": member})
-
-    def take_fault(self, kinds, text):
-        with self.lock:
-            for fault in self.faults:
-                if fault["kind"] in kinds and fault["count"] > 0 and re.search(fault["match"], text):
-                    fault["count"] -= 1
-                    return dict(fault)
-        return None
 
     def add_bucket(self, name, project="sim-project"):
         with self.lock:
