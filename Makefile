@@ -20,14 +20,14 @@ bootstrap:
 
 # demo: start the local stack, converge site.yml, print the verify report, stop the stack.
 demo: bootstrap
-	@$(PY) tests/local_stack/stack.py run --run-dir $(RUN)/demo -- \
+	@$(PY) local_stack/stack.py run --run-dir $(RUN)/demo -- \
 	  ansible-playbook playbooks/site.yml -i inventories/local $(DEMO_ARGS)
 
 stack-up: bootstrap
-	@$(PY) tests/local_stack/stack.py up --run-dir $(RUN)/stack
+	@$(PY) local_stack/stack.py up --run-dir $(RUN)/stack
 
 stack-down:
-	@$(PY) tests/local_stack/stack.py down --run-dir $(RUN)/stack
+	@$(PY) local_stack/stack.py down --run-dir $(RUN)/stack
 
 lint: bootstrap
 	yamllint -s .

@@ -30,8 +30,8 @@ import yaml
 
 from common import REPO, median, print_table, timed, write_result
 
-from integration.registry import images
-from integration.registry.localregistry import Registry, start_registry, stop
+from local_stack import images
+from local_stack.registry import Registry, start_registry, stop
 from local_stack.stack import start_fake_gcs, stop_process
 from simulators.gke import GkeSimulator
 from simulators.iam import IamSimulator

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-for path in (REPO / "collections", REPO / "tests"):
+for path in (REPO / "collections", REPO / "tests", REPO):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 

@@ -12,7 +12,7 @@ import secrets
 
 import pytest
 
-from integration.registry.localregistry import (
+from local_stack.registry import (
     Registry, RegistryMissing, RegistryStartError, bcrypt_hash, start_registry, stop,
 )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from integration.registry.images import OCI_INDEX, digest_of, make_image, multi_platform, random_layer
+from local_stack.images import OCI_INDEX, digest_of, make_image, multi_platform, random_layer
 
 MIRROR_PLAY = """
 - hosts: localhost

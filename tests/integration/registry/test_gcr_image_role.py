@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from integration.registry.images import multi_platform
+from local_stack.images import multi_platform
 from simulators.artifact_registry import ArtifactRegistrySimulator
 
 ROLE_PLAY = """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from integration.registry import localregistry
+from local_stack import registry as localregistry
 
 
 def test_missing_package_fails_saying_make_bootstrap(monkeypatch, tmp_path):

@@ -1,7 +1,7 @@
 """LOCAL CPU STAND-IN for NVIDIA's FIL backend — for the local test stack only, never for production.
 
 Triton loads "Python-based backends" from <backend-directory>/<name>/model.py, so this file,
-installed as <backend-directory>/fil/model.py by tests/local_stack/backend_dir.py, serves every
+installed as <backend-directory>/fil/model.py by local_stack/backend_dir.py, serves every
 model whose config.pbtxt says `backend: "fil"`. It honours the FIL backend's contract so that the
 same model_repository/ bytes load unchanged here and under the real backend on GKE:
 

@@ -31,10 +31,11 @@ import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-sys.path.insert(0, str(HERE))
+REPO = HERE.parent
+if __package__ in (None, ""):  # run as a script: make the local_stack package importable
+    sys.path.insert(0, str(REPO))
 
-from backend_dir import assemble_backend_dir  # noqa: E402  pylint: disable=wrong-import-position
+from local_stack.backend_dir import assemble_backend_dir  # noqa: E402  pylint: disable=wrong-import-position
 
 SOURCE_IMAGE = ("nvidia/tritonserver", "24.10-py3")  # a small stand-in image, seeded once per run folder
 DEFAULT_BUCKET = "triton-fil-local"
@@ -159,15 +160,8 @@ class Supervisor:
         runs of the same run folder. Returns the registry's host:port, or None when the package is
         missing (then the image step is skipped, with a log line).
         """
-        sys.path.insert(0, str(REPO / "tests"))
-        try:
-            from integration.registry import images  # pylint: disable=import-outside-toplevel
-            from integration.registry.localregistry import (  # pylint: disable=import-outside-toplevel
-                Registry, RegistryMissing, start_registry,
-            )
-        except ImportError as exc:
-            log(f"no local registry ({exc}); the image step is skipped")
-            return None
+        from local_stack import images  # pylint: disable=import-outside-toplevel
+        from local_stack.registry import Registry, RegistryMissing, start_registry  # pylint: disable=import-outside-toplevel
         try:
             host, log_file, self.registry = start_registry(self.run_dir / "registry")
         except RegistryMissing as exc:

@@ -1,8 +1,8 @@
 """Start Debian's docker-registry (the CNCF distribution registry) on 127.0.0.1 with its own config.
 
 Used by the registry tests' fixtures (conftest.py); importable by anything else that needs a real
-local registry (``from integration.registry.localregistry import start_registry`` with tests/ on
-sys.path). Requests are counted at the server from its access log.
+local registry (``from local_stack.registry import start_registry``). Requests are counted at the
+server from its access log.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import urllib.request
 import warnings
 from pathlib import Path
 
-from integration.registry.images import digest_of
+from local_stack.images import digest_of
 
 ACCESS_LINE = re.compile(r'"(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP/[0-9.]+" (\d+)')
 REGISTRY_BINARY = "docker-registry"
