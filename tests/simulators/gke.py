@@ -59,7 +59,7 @@ def deep_merge(base, extra):
 class GkeSimulator(FaultQueue):
     """State, operations and faults; ``serve()`` exposes them over HTTP on 127.0.0.1."""
 
-    def __init__(self, op_seconds=0.3):
+    def __init__(self, op_seconds=0.3, control_plane=None):
         """op_seconds: how long operations take, one number or {operationType: seconds, "default": s}.
 
         A CREATE_CLUSTER that brings up node pools besides the first takes
@@ -68,6 +68,10 @@ class GkeSimulator(FaultQueue):
         """
         self.discovery = Discovery("container.v1")
         self.op_seconds = op_seconds
+        # A real Kubernetes control plane (local_stack/controlplane) the clusters hand out: their endpoint and
+        # CA are its own, and what GKE does inside a cluster (nodes of each pool, GMP CRDs) happens there.
+        self.control_plane = control_plane
+        self._hooks = []          # control plane calls queued under the lock, run outside it
         self.lock = threading.RLock()
         self.clusters = {}        # (project, location, name) -> cluster
         self.operations = {}      # (project, location, op name) -> (operation, started, on_done, error, seconds)
@@ -153,6 +157,17 @@ class GkeSimulator(FaultQueue):
             elif elapsed >= duration / 3:
                 op["status"] = "RUNNING"
         return copy.deepcopy(op)
+
+    def _hook(self, method, *args):
+        if self.control_plane is not None:
+            self._hooks.append((method, args))
+
+    def run_hooks(self):
+        """Run the control plane calls queued by finished operations (outside the lock, before answering)."""
+        with self.lock:
+            hooks, self._hooks = self._hooks, []
+        for method, args in hooks:
+            getattr(self.control_plane, method)(*args)
 
     def _settle(self):
         """Complete operations whose time has come even if nobody polls them."""
@@ -251,9 +266,10 @@ class GkeSimulator(FaultQueue):
         cluster.update({
             "status": "PROVISIONING", "location": location, "zone": location,
             "selfLink": f"{self.url}/v1/projects/{project}/locations/{location}/clusters/{name}",
-            "endpoint": f"34.{len(self.clusters) + 10}.0.1", "currentMasterVersion": MASTER_VERSION,
+            "endpoint": self.control_plane.endpoint if self.control_plane else f"34.{len(self.clusters) + 10}.0.1",
+            "currentMasterVersion": MASTER_VERSION,
             "currentNodeVersion": MASTER_VERSION, "initialClusterVersion": MASTER_VERSION,
-            "masterAuth": {"clusterCaCertificate": FAKE_CA},
+            "masterAuth": {"clusterCaCertificate": self.control_plane.ca_certificate if self.control_plane else FAKE_CA},
             "network": spec.get("network", "default"), "subnetwork": spec.get("subnetwork", "default"),
             "labelFingerprint": fingerprint(spec.get("resourceLabels")),
             "createTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -269,6 +285,14 @@ class GkeSimulator(FaultQueue):
             cluster["status"] = "RUNNING" if ok else "ERROR"
             for pool in cluster["nodePools"]:
                 pool["status"] = "RUNNING" if ok else "ERROR"
+            if ok:
+                # Managed collection (GMP) is on by default for new Standard clusters since GKE 1.27
+                # (GKE docs, "Managed collection"): its CRDs exist before any workload.
+                managed = ((cluster.get("monitoringConfig") or {}).get("managedPrometheusConfig") or {}).get("enabled", True)
+                if managed:
+                    self._hook("enable_managed_prometheus")
+                for pool in cluster["nodePools"]:
+                    self._hook("sync_node_pool", name, copy.deepcopy(pool))
         extra = 0.0
         if isinstance(self.op_seconds, dict):
             extra = (len(pools) - 1) * float(self.op_seconds.get("CREATE_CLUSTER_EXTRA_POOL", 0.0))
@@ -283,6 +307,7 @@ class GkeSimulator(FaultQueue):
         def done(ok):
             if ok:
                 self.clusters.pop(key, None)
+                self._hook("delete_cluster", name)
         return 200, self.start_operation(project, location, "DELETE_CLUSTER", cluster["selfLink"], key, done)
 
     def _cluster_op(self, project, location, name, op_type, mutate):
@@ -360,6 +385,7 @@ class GkeSimulator(FaultQueue):
         def done(ok):
             if ok:
                 pool["status"] = "RUNNING"
+                self._hook("sync_node_pool", cluster_name, copy.deepcopy(pool))
             else:
                 pool["status"] = "ERROR"
         return 200, self.start_operation(project, location, "CREATE_NODE_POOL", pool["selfLink"], key, done)
@@ -374,6 +400,7 @@ class GkeSimulator(FaultQueue):
         def done(ok):
             if ok:
                 cluster["nodePools"] = [p for p in cluster["nodePools"] if p["name"] != name]
+                self._hook("delete_node_pool", cluster_name, name)
         return 200, self.start_operation(project, location, "DELETE_NODE_POOL", pool.get("selfLink", ""), key, done)
 
     def _pool_op(self, project, location, cluster_name, name, op_type, mutate):
@@ -386,6 +413,7 @@ class GkeSimulator(FaultQueue):
         def done(ok):
             if ok:
                 mutate(pool)
+                self._hook("sync_node_pool", cluster_name, copy.deepcopy(pool))
             pool["status"] = "RUNNING"
         return 200, self.start_operation(project, location, op_type, pool.get("selfLink", ""), key, done)
 
@@ -467,6 +495,7 @@ class _Handler(JsonHandler):
             self._error(exc)
             return
         sim.requests.append((verb, path, method_id, status))
+        sim.run_hooks()
         self._send(status, payload)
 
 
