@@ -13,9 +13,14 @@ description:
   - Reads the cluster's endpoint and CA certificate from the Container API (or takes O(endpoint) and
     O(ca_certificate)) and merges a cluster, user and context named like C(gcloud) names them into the
     kubeconfig at O(path), keeping every other entry. The file is written atomically with mode 0600.
-  - O(auth=exec_plugin) (default) authenticates through C(gke-gcloud-auth-plugin), as C(gcloud) sets
-    it up; O(auth=token) embeds a google-auth access token, refreshed only when the one in the file
-    expires within O(min_token_lifetime) seconds. Tokens never appear in the output or the diff.
+  - O(auth=exec_plugin) (default) authenticates through C(gke-gcloud-auth-plugin) with
+    C(--use_application_default_credentials), as the same identity the module used. With
+    O(auth_kind=serviceaccount) the plugin gets O(service_account_file) as E(GOOGLE_APPLICATION_CREDENTIALS)
+    in the exec entry, with O(impersonate_service_account) the plugin impersonates it too. O(auth=token)
+    embeds a google-auth access token, refreshed only when the one in the file expires within
+    O(min_token_lifetime) seconds. Tokens never appear in the output or the diff.
+  - Tokens are minted with the C(userinfo.email) scope added to O(scopes). Without it GKE identifies a
+    service account by its numeric ID, and RBAC bindings that name its e-mail do not apply.
   - Idempotent - nothing is written when the file already holds the same entries.
 extends_documentation_fragment:
   - rapids.triton_fil.gcp
@@ -116,7 +121,7 @@ from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session impo
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.client import (
     container_endpoint_spec, run_container_module,
 )
-from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.kubeconfig import run_kubeconfig
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.kubeconfig import EMAIL_SCOPE, run_kubeconfig
 
 
 def main():
@@ -135,6 +140,9 @@ def main():
         api_endpoint=container_endpoint_spec(),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    # A token for the kubeconfig must name its identity by e-mail (see EMAIL_SCOPE).
+    if EMAIL_SCOPE not in module.params["scopes"]:
+        module.params["scopes"] = list(module.params["scopes"]) + [EMAIL_SCOPE]
     run_container_module(module, run_kubeconfig)
 
 

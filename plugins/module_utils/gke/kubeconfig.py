@@ -19,6 +19,10 @@ except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError
 
 EXTENSION = "rapids.triton_fil"
+# GKE names a Google identity by its e-mail only when the token carries this scope; a token with
+# cloud-platform alone is a service account's numeric unique ID to RBAC (GKE docs, "Authorize actions in
+# clusters using role-based access control"), so bindings by e-mail would not match it.
+EMAIL_SCOPE = "https://www.googleapis.com/auth/userinfo.email"
 AUTH_PLUGIN = {
     "apiVersion": "client.authentication.k8s.io/v1beta1",
     "command": "gke-gcloud-auth-plugin",
@@ -83,7 +87,44 @@ def redact(config):
     return clean
 
 
-def build(existing, *, context, server, ca_data, auth, set_current, token_source=None, min_lifetime=900, now=None):
+def exec_plugin_entry(params, environ=None):
+    """The exec entry: gke-gcloud-auth-plugin authenticating as the module's own credentials.
+
+    Without --use_application_default_credentials the plugin asks gcloud's logged-in account (or fails where
+    gcloud has none), not the credentials the module ran with (the plugin's --help: "Output is an
+    ExecCredential filled with application default credentials"). A key file reaches the plugin as
+    GOOGLE_APPLICATION_CREDENTIALS (ADC's first source), impersonation as --impersonate_service_account.
+    """
+    environ = os.environ if environ is None else environ
+    kind = params.get("auth_kind") or "application"
+    args = ["--use_application_default_credentials"]
+    env = []
+    if kind == "serviceaccount":
+        if not params.get("service_account_file"):
+            raise GcpError("auth=exec_plugin needs the key as a file (service_account_file): gke-gcloud-auth-plugin "
+                           "reads credentials from a file, not from service_account_contents; or set auth=token")
+        env.append({"name": "GOOGLE_APPLICATION_CREDENTIALS", "value": os.path.abspath(params["service_account_file"])})
+    elif kind == "accesstoken":
+        raise GcpError("auth=exec_plugin cannot hand an access token to gke-gcloud-auth-plugin: set auth=token "
+                       "(the token is written into the kubeconfig), or use auth_kind application or serviceaccount")
+    elif kind == "anonymous":
+        raise GcpError("auth=exec_plugin needs Google credentials (auth_kind application or serviceaccount); "
+                       "auth_kind anonymous has none")
+    elif environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
+        # ADC from a key file now: the same file later, whatever the caller's environment then is.
+        env.append({"name": "GOOGLE_APPLICATION_CREDENTIALS",
+                    "value": os.path.abspath(environ["GOOGLE_APPLICATION_CREDENTIALS"])})
+    if params.get("impersonate_service_account"):
+        args.append(f"--impersonate_service_account={params['impersonate_service_account']}")
+    entry = dict(AUTH_PLUGIN)
+    entry["args"] = args
+    if env:
+        entry["env"] = env
+    return entry
+
+
+def build(existing, *, context, server, ca_data, auth, set_current, token_source=None, min_lifetime=900, now=None,
+          exec_entry=None):
     """The new kubeconfig document; token_source() -> (token, expiry or None) is called only when needed."""
     config = copy.deepcopy(existing) if existing is not None else empty_config()
     for key in ("clusters", "contexts", "users"):
@@ -91,7 +132,7 @@ def build(existing, *, context, server, ca_data, auth, set_current, token_source
     _upsert(config["clusters"], {"name": context, "cluster": {"server": server, "certificate-authority-data": ca_data}})
     _upsert(config["contexts"], {"name": context, "context": {"cluster": context, "user": context}})
     if auth == "exec_plugin":
-        _upsert(config["users"], {"name": context, "user": {"exec": dict(AUTH_PLUGIN)}})
+        _upsert(config["users"], {"name": context, "user": {"exec": dict(exec_entry or AUTH_PLUGIN)}})
     else:
         now = now or datetime.datetime.now(datetime.timezone.utc)
         current = _named(config["users"], context)
@@ -161,9 +202,10 @@ def run_kubeconfig(client, params, check_mode):
             expiry = expiry.replace(tzinfo=datetime.timezone.utc)
         return token, expiry
 
+    exec_entry = exec_plugin_entry(params) if params["auth"] == "exec_plugin" else None
     new = build(existing, context=context, server=server, ca_data=ca_data, auth=params["auth"],
                 set_current=params["set_current_context"], token_source=token_source,
-                min_lifetime=params["min_token_lifetime"])
+                min_lifetime=params["min_token_lifetime"], exec_entry=exec_entry)
     mode_ok = existing is None or (os.stat(path).st_mode & 0o777) == 0o600
     changed = new != existing or not mode_ok
     if changed and not check_mode:

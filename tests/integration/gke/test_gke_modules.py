@@ -8,6 +8,7 @@ import stat
 import yaml
 
 TOKEN = "ya29.FAKE-gke-token-must-never-print-7f3a"
+PROJECT = "test-project"
 
 COMMON = """
         project: test-project
@@ -64,7 +65,13 @@ KUBECONFIG_PLAY = """
         cluster: triton-fil
         path: "{{ path }}"
         auth: "{{ auth | default('exec_plugin') }}"
-""" + COMMON
+        project: test-project
+        location: "{{ location | default('us-central1-a') }}"
+        auth_kind: "{{ auth_kind | default('accesstoken') }}"
+        access_token: "{{ token if (auth_kind | default('accesstoken')) == 'accesstoken' else omit }}"
+        service_account_file: "{{ key | default(omit) }}"
+        api_endpoint: "{{ endpoint }}"
+"""
 
 
 def ev(gke, **extra):
@@ -269,8 +276,9 @@ def test_token_never_printed(ansible, gke, tmp_path):
     assert yaml.safe_load((tmp_path / "kc").read_text())["users"][0]["user"]["token"] == TOKEN
 
 
-def test_kubeconfig_merges_idempotently_with_mode_0600(ansible, gke, tmp_path):
+def test_kubeconfig_merges_idempotently_with_mode_0600(ansible, gke, google_identity, tmp_path):
     assert ansible(CLUSTER_PLAY, extra_vars=ev(gke)).rc == 0
+    key = google_identity.service_account(f"deployer@{PROJECT}.iam.gserviceaccount.com")
     path = tmp_path / "kube" / "config"
     path.parent.mkdir()
     path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "current-context": "other",
@@ -278,11 +286,12 @@ def test_kubeconfig_merges_idempotently_with_mode_0600(ansible, gke, tmp_path):
                                     "contexts": [{"name": "other", "context": {"cluster": "other", "user": "other"}}],
                                     "users": [{"name": "other", "user": {"token": "keep-me"}}]}))
     os.chmod(path, 0o644)
-    check = ansible(KUBECONFIG_PLAY, extra_vars=ev(gke, path=str(path)), check=True)
+    sa = {"auth_kind": "serviceaccount", "key": str(key)}
+    check = ansible(KUBECONFIG_PLAY, extra_vars=ev(gke, path=str(path), **sa), check=True)
     assert check.rc == 0 and check.changed == 1
     assert "gke_test-project" not in path.read_text()
 
-    first = ansible(KUBECONFIG_PLAY, extra_vars=ev(gke, path=str(path)))
+    first = ansible(KUBECONFIG_PLAY, extra_vars=ev(gke, path=str(path), **sa))
     assert first.rc == 0 and first.changed == 1
     result = first.result("kubeconfig")
     assert result["context"] == "gke_test-project_us-central1-a_triton-fil"
@@ -293,10 +302,38 @@ def test_kubeconfig_merges_idempotently_with_mode_0600(ansible, gke, tmp_path):
     assert config["users"][0]["user"]["token"] == "keep-me"
     mine = next(u for u in config["users"] if u["name"] == result["context"])
     assert mine["user"]["exec"]["command"] == "gke-gcloud-auth-plugin"
+    # The plugin authenticates as the module did: ADC, from the module's own key file.
+    assert mine["user"]["exec"]["args"] == ["--use_application_default_credentials"]
+    assert mine["user"]["exec"]["env"] == [{"name": "GOOGLE_APPLICATION_CREDENTIALS", "value": str(key)}]
     server = next(c for c in config["clusters"] if c["name"] == result["context"])["cluster"]
     assert server["server"].startswith("https://34.") and server["certificate-authority-data"]
 
     gke.reset_log()
-    second = ansible(KUBECONFIG_PLAY, extra_vars=ev(gke, path=str(path)))
+    second = ansible(KUBECONFIG_PLAY, extra_vars=ev(gke, path=str(path), **sa))
     assert second.rc == 0 and second.changed == 0
     assert gke.write_calls() == []
+
+
+def test_kubeconfig_exec_plugin_refuses_credentials_it_cannot_pass_on(ansible, gke, tmp_path):
+    """An access token cannot reach gke-gcloud-auth-plugin: the plugin would run as someone else."""
+    assert ansible(CLUSTER_PLAY, extra_vars=ev(gke)).rc == 0
+    path = tmp_path / "kc"
+    run = ansible(KUBECONFIG_PLAY, extra_vars=ev(gke, path=str(path)))
+    assert run.rc != 0 and not path.exists()
+    assert "auth=exec_plugin cannot hand an access token to gke-gcloud-auth-plugin: set auth=token" in (
+        run.result("kubeconfig")["msg"])
+
+
+def test_kubeconfig_token_names_its_identity_by_email(ansible, gke, google_identity, tmp_path):
+    """The token of auth=token is minted with userinfo.email: RBAC bindings by e-mail then match it."""
+    assert ansible(CLUSTER_PLAY, extra_vars=ev(gke)).rc == 0
+    email = f"deployer@{PROJECT}.iam.gserviceaccount.com"
+    key = google_identity.service_account(email)
+    run = ansible(KUBECONFIG_PLAY, extra_vars=ev(gke, path=str(tmp_path / "kc"), auth="token",
+                                                 auth_kind="serviceaccount", key=str(key)))
+    assert run.rc == 0, run.stdout[-2000:]
+    (who, scopes), = google_identity.token_requests
+    assert who == email and "https://www.googleapis.com/auth/userinfo.email" in scopes
+    token = yaml.safe_load((tmp_path / "kc").read_text())["users"][0]["user"]["token"]
+    review = google_identity.token_review({"spec": {"token": token}})
+    assert review["status"]["user"]["username"] == email
