@@ -107,7 +107,7 @@ def test_chart_digest_makes_template_changes_a_values_change(rendered_values):
                for hosts_ in rendered_values.values() for path in hosts_.values()}
     assert len(digests) == 1 and re.fullmatch(r"[0-9a-f]{64}", digests.pop())
     deployment = one(template(rendered_values["dev"]["dev-us-central1"]), "Deployment")
-    assert re.fullmatch(r"[0-9a-f]{64}", deployment["metadata"]["annotations"]["rapids.triton_fil/chart-digest"])
+    assert re.fullmatch(r"[0-9a-f]{64}", deployment["metadata"]["annotations"]["rapids.triton-fil/chart-digest"])
 
 
 def test_inventory_replica_ranges_reach_the_hpa(rendered_values):

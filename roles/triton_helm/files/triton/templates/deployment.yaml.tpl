@@ -7,7 +7,7 @@ metadata:
     {{- include "triton.labels" . | nindent 4 }}
   {{- with .Values.chartDigest }}
   annotations:
-    rapids.triton_fil/chart-digest: {{ . | quote }}
+    rapids.triton-fil/chart-digest: {{ . | quote }}
   {{- end }}
 spec:
   {{- if not .Values.autoscaling.enabled }}
