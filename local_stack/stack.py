@@ -144,6 +144,7 @@ class Supervisor:
         self.gcs = None
         self.triton = None
         self.registry = None
+        self.registry_log = None
         self.stopping = False
 
     def start_gcs(self):
@@ -164,6 +165,7 @@ class Supervisor:
         from local_stack.registry import Registry, RegistryMissing, start_registry  # pylint: disable=import-outside-toplevel
         try:
             host, log_file, self.registry = start_registry(self.run_dir / "registry")
+            self.registry_log = log_file
         except RegistryMissing as exc:
             log(f"no local registry ({exc}); the image step is skipped — run make bootstrap")
             return None
@@ -184,17 +186,7 @@ class Supervisor:
             "--exit-timeout-secs=5",
         ]
 
-    def run(self):
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        signal.signal(signal.SIGTERM, self._on_term)
-        signal.signal(signal.SIGINT, self._on_term)
-        gcs_url = self.start_gcs()
-        registry = self.start_registry()
-        backend_dir = self.run_dir / "backends"
-        triton_env = dict(os.environ)
-        triton_env.update(assemble_backend_dir(backend_dir, self.venv))
-        triton_env["CLOUD_STORAGE_EMULATOR_ENDPOINT"] = gcs_url
-        ports = {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
+    def base_env(self, gcs_url, registry, ports):
         env = {
             "TRITON_FIL_GCS_ENDPOINT": gcs_url,
             "TRITON_FIL_BUCKET": self.bucket,
@@ -208,6 +200,31 @@ class Supervisor:
         if registry:
             env["TRITON_FIL_REGISTRY"] = registry
             env["TRITON_FIL_SOURCE_IMAGE"] = f"{registry}/{SOURCE_IMAGE[0]}:{SOURCE_IMAGE[1]}"
+        return env
+
+    def start_extra(self, env, ports):
+        """Servers a subclass adds before env.json is written (local_stack/rehearsal.py: the GKE side)."""
+
+    def stop_extra(self):
+        """Stop what start_extra started."""
+
+    def run(self):
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+        gcs_url = self.start_gcs()
+        registry = self.start_registry()
+        backend_dir = self.run_dir / "backends"
+        triton_env = dict(os.environ)
+        triton_env.update(assemble_backend_dir(backend_dir, self.venv))
+        triton_env["CLOUD_STORAGE_EMULATOR_ENDPOINT"] = gcs_url
+        ports = {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
+        env = self.base_env(gcs_url, registry, ports)
+        try:
+            self.start_extra(env, ports)
+        except Exception:
+            self.shutdown()
+            raise
         tmp = self.run_dir / "env.json.part"
         tmp.write_text(json.dumps(env, indent=2))
         tmp.replace(self.run_dir / "env.json")
@@ -240,13 +257,17 @@ class Supervisor:
             self.triton.terminate()
 
     def shutdown(self):
-        for proc in (self.triton, self.gcs, self.registry):
+        stop_process(self.triton)
+        self.stop_extra()
+        for proc in (self.gcs, self.registry):
             stop_process(proc)
         (self.run_dir / "env.json").unlink(missing_ok=True)
 
 
 class LocalStack:
     """Start/stop the supervisor from Python (pytest fixtures) or the CLI."""
+
+    supervisor_kind = "local"  # local_stack/rehearsal.py's Rehearsal: "rehearsal"
 
     def __init__(self, run_dir, venv=None, bucket=DEFAULT_BUCKET, prefix=DEFAULT_PREFIX,
                  config_name=DEFAULT_CONFIG_NAME):
@@ -278,7 +299,7 @@ class LocalStack:
         (self.run_dir / "env.json").unlink(missing_ok=True)
         cmd = [str(self.venv / "bin" / "python"), str(Path(__file__).resolve()), "supervise",
                "--run-dir", str(self.run_dir), "--venv", str(self.venv), "--bucket", self.bucket,
-               "--prefix", self.prefix, "--config-name", self.config_name]
+               "--prefix", self.prefix, "--config-name", self.config_name, "--kind", self.supervisor_kind]
         with open(self.run_dir / "supervisor.log", "ab") as out:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,  # pylint: disable=consider-using-with
                                     stdin=subprocess.DEVNULL, start_new_session=True)
@@ -324,11 +345,17 @@ def main(argv=None):
     parser.add_argument("--bucket", default=DEFAULT_BUCKET)
     parser.add_argument("--prefix", default=DEFAULT_PREFIX)
     parser.add_argument("--config-name", default=DEFAULT_CONFIG_NAME)
+    parser.add_argument("--kind", choices=["local", "rehearsal"], default="local",
+                        help="supervise: the local stack, or the rehearsal (GKE side added)")
     argv = list(sys.argv[1:] if argv is None else argv)
     cmd = argv[argv.index("--") + 1:] if "--" in argv else []
     args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     if args.command == "supervise":
-        Supervisor(args.run_dir, args.venv, args.bucket, args.prefix, args.config_name).run()
+        kind = Supervisor
+        if args.kind == "rehearsal":
+            from local_stack.rehearsal import RehearsalSupervisor  # pylint: disable=import-outside-toplevel
+            kind = RehearsalSupervisor
+        kind(args.run_dir, args.venv, args.bucket, args.prefix, args.config_name).run()
         return 0
     stack = LocalStack(args.run_dir, args.venv, args.bucket, args.prefix, args.config_name)
     if args.command == "up":
