@@ -31,11 +31,38 @@ INVENTORIES = sorted(p.name for p in (REPO / "inventories").iterdir() if (p / "h
 K8S_VERSIONS = tuple(f"{v.strip()}.0" if v.count(".") == 1 else v.strip()
                      for v in os.environ.get("TRITON_FIL_K8S_VERSIONS", "1.34,1.36").split(","))
 
-# The CRDs kubernetes-validate does not know: GMP's PodMonitoring and Rules, as subset schemas.
-CRD_SCHEMAS = {
-    ("monitoring.googleapis.com/v1", "PodMonitoring"): SCHEMAS / "podmonitoring-monitoring-v1.json",
-    ("monitoring.googleapis.com/v1", "Rules"): SCHEMAS / "rules-monitoring-v1.json",
-}
+# The CRDs kubernetes-validate does not know: GMP's PodMonitoring and Rules, with the schemas of their
+# pinned upstream CRDs (the same documents the local control plane installs; local_stack/controlplane/manifests).
+GMP_CRDS = REPO / "local_stack" / "controlplane" / "manifests" / "gmp-crds.json"
+
+
+def strict(schema):
+    """The schema with unknown fields refused, as the API server's strict field validation refuses them
+    (fieldValidation=Strict, what kubectl --validate=strict asks); without it a structural schema only prunes."""
+    if isinstance(schema, dict):
+        schema = {k: strict(v) for k, v in schema.items()}
+        if "properties" in schema and "additionalProperties" not in schema \
+                and not schema.get("x-kubernetes-preserve-unknown-fields"):
+            schema["additionalProperties"] = False
+        return schema
+    if isinstance(schema, list):
+        return [strict(item) for item in schema]
+    return schema
+
+
+def _crd_schemas():
+    schemas = {}
+    for crd in json.loads(GMP_CRDS.read_text())["items"]:
+        for version in crd["spec"]["versions"]:
+            api_version = f"{crd['spec']['group']}/{version['name']}"
+            openapi = version["schema"]["openAPIV3Schema"]
+            # metadata is checked by the API server itself (the CRD says only "type: object").
+            openapi = {**openapi, "properties": {**openapi["properties"], "metadata": {"type": "object"}}}
+            schemas[(api_version, crd["spec"]["names"]["kind"])] = strict(openapi)
+    return schemas
+
+
+CRD_SCHEMAS = _crd_schemas()
 
 # Metric families tritonserver exports on its metrics port (Triton docs, user_guide/metrics.md): the only
 # series a PodMonitoring on port 8002 can deliver, so the only ones an autoscaling expression may use.
@@ -106,7 +133,7 @@ def schema_problems(obj, versions=K8S_VERSIONS):
     name = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
     crd = CRD_SCHEMAS.get((obj.get("apiVersion"), obj.get("kind")))
     if crd is not None:
-        validator = jsonschema.Draft7Validator(json.loads(crd.read_text()))
+        validator = jsonschema.Draft7Validator(crd)
         return [f"{name}: {'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(obj)]
     problems = []
     for version in versions:
@@ -128,6 +155,8 @@ def _containers(deployment):
 def policy_problems(objects, *, public_service=False, gcs_key=False):
     """The collection's rules for the Triton release; the keyword arguments are the documented opt-ins."""
     problems = []
+    # A GKE release (Managed Prometheus objects rendered) must select the GPU pool by GKE's label.
+    gke = any(o["kind"] == "PodMonitoring" for o in objects)
     deployment = one(objects, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     for container in _containers(deployment):
@@ -157,7 +186,7 @@ def policy_problems(objects, *, public_service=False, gcs_key=False):
         env = {e["name"] for e in container.get("env", [])}
         if "GOOGLE_APPLICATION_CREDENTIALS" in env and not gcs_key:
             problems.append(f"container {cname}: GOOGLE_APPLICATION_CREDENTIALS without the key-file opt-in")
-    if GPU_NODE_LABEL not in pod.get("nodeSelector", {}):
+    if gke and GPU_NODE_LABEL not in pod.get("nodeSelector", {}):
         problems.append(f"pod: no nodeSelector {GPU_NODE_LABEL}")
     if not any(t.get("key") == "nvidia.com/gpu" for t in pod.get("tolerations", [])):
         problems.append("pod: no toleration for the nvidia.com/gpu taint")

@@ -30,17 +30,21 @@ def chain(objects):
     return autoscaling_chain_problems(objects, *adapter())
 
 
-def hosts():
-    """(inventory, host) pairs, read from the inventories without running anything."""
+def hosts(target=None):
+    """(inventory, host) pairs, read from the inventories without running anything; of one target if given."""
     pairs = []
     for inventory in INVENTORIES:
         data = yaml.safe_load((REPO / "inventories" / inventory / "hosts.yml").read_text())
+        group = REPO / "inventories" / inventory / "group_vars" / "triton_fil.yml"
+        inventory_target = (yaml.safe_load(group.read_text()) or {}).get("triton_fil_target", "gke") if group.exists() else "gke"
         for host in data["triton_fil"]["hosts"]:
-            pairs.append((inventory, host))
+            if target is None or inventory_target == target:
+                pairs.append((inventory, host))
     return pairs
 
 
 HOSTS = hosts()
+GKE_HOSTS = hosts("gke")
 
 
 @pytest.fixture
@@ -66,14 +70,17 @@ def test_helm_lint_strict(release):
 @pytest.mark.parametrize("release", HOSTS, indirect=True, ids=[f"{i}/{h}" for i, h in HOSTS])
 def test_rendered_objects_match_the_kubernetes_schemas(release):
     objects = release[3]
+    values = yaml.safe_load(release[2].read_text())
     kinds = sorted(o["kind"] for o in objects)
-    assert kinds == sorted(["Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "PodMonitoring",
-                            "Rules", "Service", "ServiceAccount"])
+    # GKE: Managed Prometheus scrapes and records the HPA's signal; other clusters get no GMP objects and,
+    # by default, no autoscaling (inventories/local renders what a non-GKE target gets).
+    gmp = ["HorizontalPodAutoscaler", "PodMonitoring", "Rules"] if values["monitoring"]["managedPrometheus"] else []
+    assert kinds == sorted(["Deployment", "PodDisruptionBudget", "Service", "ServiceAccount", *gmp])
     problems = [p for obj in objects for p in schema_problems(obj)]
     assert problems == []
 
 
-@pytest.mark.parametrize("release", HOSTS, indirect=True, ids=[f"{i}/{h}" for i, h in HOSTS])
+@pytest.mark.parametrize("release", GKE_HOSTS, indirect=True, ids=[f"{i}/{h}" for i, h in GKE_HOSTS])
 def test_rendered_objects_follow_the_policy(release):
     inventory, host, values_file, objects = release
     assert policy_problems(objects) == []
@@ -92,13 +99,32 @@ def test_rendered_objects_follow_the_policy(release):
     assert "replicas" not in one(objects, "Deployment")["spec"], "the HPA owns the replica count"
 
 
-@pytest.mark.parametrize("release", HOSTS, indirect=True, ids=[f"{i}/{h}" for i, h in HOSTS])
+@pytest.mark.parametrize("release", GKE_HOSTS, indirect=True, ids=[f"{i}/{h}" for i, h in GKE_HOSTS])
 def test_autoscaling_chain_is_consistent(release):
     objects = release[3]
     assert chain(objects) == []
     hpa = one(objects, "HorizontalPodAutoscaler")
     metric = hpa["spec"]["metrics"][0]["external"]["metric"]
     assert metric["name"] == "prometheus.googleapis.com|triton_queue_duration_us_per_request|gauge"
+
+
+@pytest.mark.parametrize("release", [("local", "local")], indirect=True, ids=["local/local"])
+def test_a_cluster_without_gke_gets_no_gke_only_objects(release):
+    """inventories/local renders what any non-GKE target gets: no GKE node label, no GMP objects, no HPA."""
+    _inventory, _host, _values, objects = release
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    assert "nodeSelector" not in pod
+    assert [t["key"] for t in pod["tolerations"]] == ["nvidia.com/gpu"]
+    assert not by_kind(objects, "PodMonitoring") and not by_kind(objects, "Rules")
+    assert one(objects, "Deployment")["spec"]["replicas"] == 1, "without an HPA the Deployment keeps min"
+
+
+def test_tritonserver_runs_through_the_image_entrypoint(rendered_values):
+    """args only, as Triton's charts: a command would bypass the NGC entrypoint (CUDA forward compatibility)."""
+    container = one(template(rendered_values["dev"]["dev-us-central1"]), "Deployment")["spec"]["template"]["spec"][
+        "containers"][0]
+    assert "command" not in container
+    assert container["args"][0] == "tritonserver" and container["args"][1].startswith("--model-repository=gs://")
 
 
 def test_chart_digest_makes_template_changes_a_values_change(rendered_values):

@@ -35,18 +35,22 @@ spec:
     spec:
       serviceAccountName: {{ include "triton.serviceAccountName" . }}
       terminationGracePeriodSeconds: 60
+      {{- with .Values.gpu.nodeSelector }}
       nodeSelector:
-        cloud.google.com/gke-accelerator: {{ .Values.gpu.accelerator | quote }}
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with .Values.gpu.tolerations }}
       tolerations:
-        - key: nvidia.com/gpu
-          operator: Exists
-          effect: NoSchedule
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
       containers:
         - name: tritonserver
           image: {{ .Values.image.ref | quote }}
           imagePullPolicy: {{ .Values.image.pullPolicy }}
-          command: ["tritonserver"]
+          # args only, as Triton's own charts (deploy/gke-marketplace-app, deploy/k8s-onprem): the NGC image's
+          # entrypoint (/opt/nvidia/nvidia_entrypoint.sh: CUDA forward compatibility) then runs tritonserver.
           args:
+            - tritonserver
             - --model-repository={{ .Values.modelRepository }}
             - --http-port={{ .Values.server.httpPort }}
             - --grpc-port={{ .Values.server.grpcPort }}

@@ -1,3 +1,4 @@
+{{- if .Values.monitoring.managedPrometheus }}
 # Google Managed Prometheus scrapes Triton's metrics port; the series carry job="<this name>".
 apiVersion: monitoring.googleapis.com/v1
 kind: PodMonitoring
@@ -16,3 +17,4 @@ spec:
       interval: {{ .Values.autoscaling.scrapeInterval }}
   targetLabels:
     metadata: [pod, container, node]
+{{- end }}

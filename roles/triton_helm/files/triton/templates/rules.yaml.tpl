@@ -1,4 +1,4 @@
-{{- if .Values.autoscaling.enabled }}
+{{- if and .Values.autoscaling.enabled .Values.monitoring.managedPrometheus }}
 # Managed rule evaluation records the autoscaling signal as one series per cluster and namespace:
 # Cloud Monitoring metric prometheus.googleapis.com/{{ .Values.autoscaling.metric.name }}/gauge.
 apiVersion: monitoring.googleapis.com/v1
