@@ -249,11 +249,13 @@ class Rehearsal(LocalStack):
         return super().up(timeout=timeout)
 
 
-def playbook(name, env, *args):
+def playbook(name, env, *args, log_as=None):
     cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), str(REPO / "playbooks" / name),
            "-i", str(REPO / "inventories" / "rehearsal"), *args]
     print(f"rehearsal: {' '.join(cmd[1:])}", flush=True)
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    if log_as:
+        (Path(env["TRITON_FIL_RUN_DIR"]) / f"{log_as}.log").write_text(proc.stdout + proc.stderr)
     return proc
 
 
@@ -274,12 +276,12 @@ def run(run_dir, keep=False):
     try:
         env.update(stack.up())
         env["TRITON_FIL_STACK_ENV"] = str(Path(run_dir).resolve() / "env.json")
-        first = playbook("site.yml", env)
+        first = playbook("site.yml", env, log_as="site-1")
         print(first.stdout[-6000:], flush=True)
         if first.returncode or "rehearsal: VERIFIED" not in first.stdout:
             return 1
         control(env, "/mark", {})
-        second = playbook("site.yml", env)
+        second = playbook("site.yml", env, "--diff", log_as="site-2")
         writes = control(env, "/writes")
         stats = recap(second.stdout)
         print("rehearsal: second run: " + ", ".join(f"{k}={v}" for k, v in stats.items()), flush=True)
@@ -289,7 +291,7 @@ def run(run_dir, keep=False):
                 or "rehearsal: VERIFIED" not in second.stdout:
             print(second.stdout[-6000:], flush=True)
             failures.append("the second run changed something or wrote to a server")
-        down = playbook("teardown.yml", env, "-e", "triton_fil_teardown_confirm=rehearsal")
+        down = playbook("teardown.yml", env, "-e", "triton_fil_teardown_confirm=rehearsal", log_as="teardown")
         print(down.stdout[-3000:], flush=True)
         if down.returncode:
             failures.append("teardown failed")
