@@ -16,6 +16,9 @@ description:
   - Differences the API cannot apply in place (network, subnetwork, private nodes, the default node
     pool's machine type, disk or scopes) are refused with a message that lists them, unless
     O(recreate=true). A cluster is never recreated silently.
+  - Waits for the cluster to be at rest before planning and after every change (a new cluster stays
+    RECONCILING while GKE runs operations of its own), and retries calls GKE refuses while an operation
+    runs, until O(wait_timeout). A create or delete whose answer was lost is recognised when retried.
   - Check mode reports the planned changes; C(--diff) shows the fields before and after.
   - The Istio add-on of the original recipe no longer exists on GKE and is not offered.
 extends_documentation_fragment:
@@ -36,7 +39,10 @@ options:
     choices: [present, absent]
     default: present
   node_locations:
-    description: Zones the nodes run in; updated in place.
+    description:
+      - Zones the nodes run in; updated in place. A zonal cluster's own zone is always among them (GKE needs it),
+        so it is added when missing.
+      - GKE cannot add and remove zones in one request; such a change is applied in two (add, then remove).
     type: list
     elements: str
   initial_node_count:
@@ -57,10 +63,10 @@ options:
     elements: str
     default: ['https://www.googleapis.com/auth/cloud-platform']
   network:
-    description: VPC network; the project's default when unset. Recreate-only.
+    description: VPC network (name or self-link); the project's default when unset. Recreate-only.
     type: str
   subnetwork:
-    description: Subnetwork; the network's default when unset. Recreate-only.
+    description: Subnetwork (name or self-link); the network's default when unset. Recreate-only.
     type: str
   addons:
     description: Add-ons to enable (V(true)) or disable (V(false)); unset ones are left as they are. Applied with C(setAddons).

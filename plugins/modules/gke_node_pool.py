@@ -12,10 +12,16 @@ version_added: 0.1.0
 description:
   - Compares only the options that are set with the node pool the API reports and applies each
     difference in place - autoscaling through C(setAutoscaling), node locations, Kubernetes labels,
-    taints and workload metadata through C(nodePools.update), auto-repair/upgrade through
-    C(setManagement) - waiting for each long-running operation.
-  - Machine type, disks, image, scopes, service account, spot and accelerators cannot change in place;
-    such differences are refused with a message listing them, unless O(recreate=true).
+    taints, workload metadata and image streaming through C(nodePools.update), the node image through
+    C(clusters.update), auto-repair/upgrade through C(setManagement) - waiting for each long-running
+    operation.
+  - Machine type, disks, scopes, service account, spot, accelerators and GPU sharing cannot change in
+    place; such differences are refused with a message listing them, unless O(recreate=true).
+  - Compares in GKE's terms - a missing C(minNodeCount) is 0, image types are upper-case, scope aliases
+    such as V(cloud-platform) are their URLs - so a converged pool stays C(changed=false).
+  - Waits for the pool to be at rest (not PROVISIONING or RECONCILING) before planning, and retries calls
+    GKE refuses while an operation runs on the cluster, until O(wait_timeout).
+  - A pool in ERROR is replaced only with O(recreate=true); otherwise the run fails and changes nothing.
   - With an accelerator, GKE installs the NVIDIA driver itself (O(gpu_driver_version)); use
     V(INSTALLATION_DISABLED) to install drivers with a DaemonSet instead.
   - Check mode reports the planned changes; C(--diff) shows the fields before and after.
@@ -52,10 +58,12 @@ options:
     description: Boot disk type (V(pd-balanced), V(pd-ssd), ...); the server default when unset. Recreate-only.
     type: str
   image_type:
-    description: Node image (V(COS_CONTAINERD), V(UBUNTU_CONTAINERD)); the server default when unset. Recreate-only.
+    description:
+      - Node image (V(COS_CONTAINERD), V(UBUNTU_CONTAINERD)); the server default (V(COS_CONTAINERD)) when unset.
+      - Updated in place (C(clusters.update) with C(desiredNodePoolId)); the nodes are recreated by GKE.
     type: str
   oauth_scopes:
-    description: OAuth scopes of the nodes. Recreate-only.
+    description: OAuth scopes of the nodes, URLs or gcloud aliases (V(cloud-platform)). Recreate-only.
     type: list
     elements: str
     default: ['https://www.googleapis.com/auth/cloud-platform']
@@ -63,16 +71,34 @@ options:
     description: Google service account of the nodes; the Compute Engine default when unset. Recreate-only.
     type: str
   spot:
-    description: Spot VMs. Recreate-only.
+    description:
+      - Spot VMs (cheaper, may be reclaimed with 30 s notice; GKE labels the nodes C(cloud.google.com/gke-spot=true)).
+        Pair a Spot pool with an on-demand pool of the same GPU as a fallback. Recreate-only.
     type: bool
     default: false
   accelerator_type:
-    description: GPU type, for example V(nvidia-tesla-t4); no GPU when unset. Recreate-only.
+    description:
+      - GPU type, for example V(nvidia-tesla-t4) (N1 machine types) or V(nvidia-l4) (G2 machine types, which come
+        with their GPUs); no GPU when unset. Recreate-only.
     type: str
   accelerator_count:
-    description: GPUs per node. Recreate-only.
+    description: GPUs per node; when unset, what a G2 machine type comes with, else 1. Recreate-only.
     type: int
-    default: 1
+  gpu_sharing_strategy:
+    description:
+      - Let several containers share each GPU - V(TIME_SHARING) or V(MPS) - up to O(max_shared_clients_per_gpu);
+        V(NONE) for dedicated GPUs; unset leaves the setting alone. Chosen at creation, so recreate-only.
+    type: str
+    choices: [TIME_SHARING, MPS, NONE]
+  max_shared_clients_per_gpu:
+    description: Containers that may share one GPU (2 or more) with O(gpu_sharing_strategy). Recreate-only.
+    type: int
+  image_streaming:
+    description:
+      - Image streaming (C(gcfsConfig)) - nodes start containers from Artifact Registry images before the whole
+        image is pulled. Needs the V(COS_CONTAINERD) image and the Container File System API enabled in the
+        project. Unset leaves the setting alone. Updated in place.
+    type: bool
   gpu_driver_version:
     description: How GKE installs the NVIDIA driver on the GPU nodes. Recreate-only.
     type: str
@@ -113,10 +139,12 @@ options:
         required: true
         choices: [NO_SCHEDULE, PREFER_NO_SCHEDULE, NO_EXECUTE]
   workload_metadata:
-    description: V(GKE_METADATA) exposes Workload Identity to pods (needed with it); updated in place.
+    description:
+      - V(GKE_METADATA) exposes Workload Identity to pods (needed with it; GKE refuses it on a cluster without
+        Workload Identity). When unset, V(GKE_METADATA) on a Workload Identity cluster, else GKE's default.
+        Updated in place.
     type: str
     choices: [GKE_METADATA, GCE_METADATA]
-    default: GKE_METADATA
   auto_repair:
     description: Node auto-repair.
     type: bool
@@ -126,7 +154,7 @@ options:
     type: bool
     default: true
   recreate:
-    description: Delete and recreate the pool when a recreate-only option differs. Its nodes are replaced.
+    description: Delete and recreate the pool when a recreate-only option differs, or when it is in ERROR. Its nodes are replaced.
     type: bool
     default: false
   api_endpoint:
@@ -160,6 +188,21 @@ EXAMPLES = r"""
     max_node_count: 3
     taints:
       - {key: nvidia.com/gpu, value: present, effect: NO_SCHEDULE}
+
+- name: An L4 pool on Spot VMs, two containers per GPU, images streamed from Artifact Registry
+  rapids.triton_fil.gke_node_pool:
+    project: my-project
+    cluster: triton-fil
+    location: us-central1-a
+    name: gpu-l4-spot
+    machine_type: g2-standard-8
+    accelerator_type: nvidia-l4
+    spot: true
+    gpu_sharing_strategy: TIME_SHARING
+    max_shared_clients_per_gpu: 2
+    image_streaming: true
+    min_node_count: 0
+    max_node_count: 3
 """
 
 RETURN = r"""
@@ -174,6 +217,11 @@ node_pool:
     accelerator_type: {description: GPU type., type: str}
     accelerator_count: {description: GPUs per node., type: int}
     gpu_driver_version: {description: GKE driver installation setting., type: str}
+    gpu_sharing_strategy: {description: GPU sharing (V(NONE) for dedicated GPUs)., type: str}
+    max_shared_clients_per_gpu: {description: Containers per GPU with sharing., type: int}
+    image_streaming: {description: Whether image streaming is on., type: bool}
+    spot: {description: Whether the nodes are Spot VMs., type: bool}
+    image_type: {description: Node image., type: str}
     autoscaling: {description: The autoscaling settings as the API reports them., type: dict}
 changes:
   description: The fields that differed; C(in_place) is false for recreate-only fields.

@@ -108,3 +108,57 @@ class Discovery:
                 problems.append(f"{bad} (TYPE_STRING), {json.dumps(value)}")
             elif "enum" in spec and value not in spec["enum"]:
                 problems.append(f"{bad} (TYPE_ENUM), {json.dumps(value)}")
+
+    # ------------------------------------------------------------------ responses
+    def render(self, schema_name, value):
+        """value as Google's proto3 JSON printer emits a message of this schema.
+
+        Scalars at their default (0, false, "", the first enum value), empty lists and empty maps
+        are dropped; int64/uint64 become decimal strings; sub-messages stay, even when empty (they
+        have presence). Keys the schema does not know raise: a simulator must not answer fields GKE
+        cannot send.
+        """
+        return self._render_object(self.schemas[schema_name], value, schema_name)
+
+    def _render_object(self, schema, value, where):
+        out = {}
+        properties = schema.get("properties", {})
+        for key, item in value.items():
+            spec = properties.get(key)
+            if spec is None:
+                raise KeyError(f"{where}.{key} is not a field of the discovery document's schema")
+            rendered = self._render_value(spec, item, f"{where}.{key}")
+            if rendered is not _DROP:
+                out[key] = rendered
+        return out
+
+    def _render_value(self, spec, value, where):
+        if value is None:
+            return _DROP
+        is_message = "$ref" in spec
+        spec = self._resolve(spec)
+        kind = spec.get("type")
+        if kind == "object" and "additionalProperties" in spec:
+            items = {k: self._render_value(spec["additionalProperties"], v, f"{where}[{k}]") for k, v in value.items()}
+            items = {k: v for k, v in items.items() if v is not _DROP}
+            return items or _DROP
+        if is_message or kind == "object" or "properties" in spec:
+            return self._render_object(spec, value, where)
+        if kind == "array":
+            items = [self._render_value(spec["items"], v, f"{where}[]") for v in value]
+            items = [v for v in items if v is not _DROP]
+            return items or _DROP
+        if kind == "boolean":
+            return bool(value) or _DROP
+        if kind == "integer":
+            return int(value) or _DROP
+        if kind == "string" and spec.get("format") in ("int64", "uint64"):
+            return str(int(value)) if int(value) else _DROP
+        if kind == "number":
+            return value or _DROP
+        if kind == "string" and "enum" in spec and value == spec["enum"][0]:
+            return _DROP
+        return value if value != "" else _DROP
+
+
+_DROP = object()

@@ -7,6 +7,11 @@ import re
 import threading
 from http.server import BaseHTTPRequestHandler
 
+# The legacy per-error reason Google's JSON errors still carry next to the status name; clients test it
+# (terraform-provider-google tpgresource.IsFailedPreconditionError reads errors[].reason == "failedPrecondition").
+LEGACY_REASONS = {"INVALID_ARGUMENT": "badRequest", "UNAUTHENTICATED": "required", "PERMISSION_DENIED": "forbidden",
+                  "NOT_FOUND": "notFound", "ALREADY_EXISTS": "alreadyExists", "FAILED_PRECONDITION": "failedPrecondition",
+                  "RESOURCE_EXHAUSTED": "rateLimitExceeded", "INTERNAL": "backendError", "UNAVAILABLE": "backendError"}
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                 409: "ALREADY_EXISTS", 412: "FAILED_PRECONDITION", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
                 503: "UNAVAILABLE"}
@@ -58,7 +63,10 @@ class JsonHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _error(self, error):
-        self._send(error.code, {"error": {"code": error.code, "message": error.message, "status": error.status}})
+        words = error.status.lower().split("_")
+        reason = error.reason or LEGACY_REASONS.get(error.status, words[0] + "".join(w.title() for w in words[1:]))
+        self._send(error.code, {"error": {"code": error.code, "message": error.message, "status": error.status,
+                                          "errors": [{"message": error.message, "domain": "global", "reason": reason}]}})
 
     def do_GET(self):  # noqa: N802
         self._dispatch("GET")

@@ -5,6 +5,12 @@ Each API has its own HTTP server (``sim.urls["iam"]``, ``["resourcemanager"]``, 
 client that sends a call to the wrong endpoint gets 404. Every request body and query parameter is
 validated against the API's discovery document (unknown field or wrong type -> 400 INVALID_ARGUMENT,
 as Google answers); Cloud Storage paths are matched relative to its ``servicePath`` (``storage/v1/``).
+A service account created moments ago is not visible everywhere yet (IAM is eventually consistent,
+https://cloud.google.com/iam/docs/overview#consistency): for ``propagation_seconds`` after its create,
+reading it or its policy answers 403 "Permission ... denied on resource (or it may not exist)", and
+a policy naming it answers 400 "Service account ... does not exist." (terraform-provider-google
+polls after a create for this reason and retries both answers: resource_google_service_account.go,
+transport/error_retry_predicates.go IamServiceAccountNotFound, IsForbiddenIamServiceAccountRetryableError).
 Policies carry etags: a write with a stale etag is refused (409 ABORTED from IAM and Resource Manager,
 412 conditionNotMet from Cloud Storage), a write without one is accepted and counted in
 ``blind_writes``. Members that are service-account emails must name an existing account (400
@@ -12,6 +18,7 @@ Policies carry etags: a write with a stale etag is refused (409 ABORTED from IAM
 
     sim.inject("status", 503, count=2, match="setIamPolicy")        # transient bursts (429/503)
     sim.inject("drop", count=1, match="serviceAccounts.create")     # connection closed without answer
+    sim.inject("lose_response", match="serviceAccounts.create")     # done, but the answer is lost
     sim.inject("concurrent", match="projects.setIamPolicy",         # someone else writes the policy
                role="roles/viewer", member="user:bob@example.com")  # between our read and our write
 
@@ -26,6 +33,7 @@ import itertools
 import json
 import re
 import threading
+import time
 from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -66,13 +74,15 @@ def _parameters(doc):
 
 
 class IamSimulator(FaultQueue):
-    def __init__(self):
+    def __init__(self, propagation_seconds=1.0):
         self.discovery = {api: Discovery(doc) for api, doc in APIS.items()}
         self.parameters = {api: _parameters(d.doc) for api, d in self.discovery.items()}
         self.prefix = {api: "/" + d.doc.get("servicePath", "").rstrip("/") if d.doc.get("servicePath") else ""
                        for api, d in self.discovery.items()}
         self.lock = threading.RLock()
+        self.propagation_seconds = propagation_seconds
         self.accounts = {}            # email -> ServiceAccount
+        self.created = {}             # email -> time.monotonic() of its create
         self.policies = {}            # ("project", id) | ("bucket", name) | ("account", email) -> Policy
         self.buckets = set()
         self.workload_pools = None    # None: every PROJECT.svc.id.goog exists; a set: only those (GKE makes one)
@@ -159,8 +169,14 @@ class IamSimulator(FaultQueue):
             self.policies[key] = self._new_policy([{"role": "roles/owner", "members": ["user:owner@example.com"]}])
         return self.policies[key]
 
-    def _account(self, project, ref):
+    def visible(self, email):
+        """Whether IAM answers for this account everywhere yet (it propagates after its create)."""
+        return time.monotonic() - self.created.get(email, float("-inf")) >= self.propagation_seconds
+
+    def _account(self, project, ref, permission="iam.serviceAccounts.get"):
         account = self.accounts.get(ref) or next((a for a in self.accounts.values() if a["uniqueId"] == ref), None)
+        if account is not None and not self.visible(account["email"]):
+            raise ApiError(403, f"Permission '{permission}' denied on resource (or it may not exist).")
         if account is None or (project != "-" and account["projectId"] != project):
             raise ApiError(404, "Unknown service account", "NOT_FOUND")
         return account
@@ -173,7 +189,7 @@ class IamSimulator(FaultQueue):
                 if not MEMBER.match(member):
                     raise ApiError(400, f"Invalid member: {member}")
                 found = SA_MEMBER.match(member)
-                if found and found.group(1) not in self.accounts:
+                if found and (found.group(1) not in self.accounts or not self.visible(found.group(1))):
                     raise ApiError(400, f"Service account {found.group(1)} does not exist.")
                 if member.startswith("serviceAccount:") and ".svc.id.goog" in member:
                     if not WI_MEMBER.match(member):
@@ -271,6 +287,7 @@ class IamSimulator(FaultQueue):
             if spec.get(key):
                 account[key] = spec[key]
         self.accounts[email] = account
+        self.created[email] = time.monotonic()
         self.policies[("account", email)] = self._new_policy()
         return 200, copy.deepcopy(account)
 
@@ -290,11 +307,11 @@ class IamSimulator(FaultQueue):
         return 200, {}
 
     def m_iam_projects_serviceAccounts_getIamPolicy(self, project, ref, query, body):
-        account = self._account(project, ref)
+        account = self._account(project, ref, "iam.serviceAccounts.getIamPolicy")
         return 200, self._render(None, self._policy(("account", account["email"])))
 
     def m_iam_projects_serviceAccounts_setIamPolicy(self, project, ref, query, body):
-        account = self._account(project, ref)
+        account = self._account(project, ref, "iam.serviceAccounts.setIamPolicy")
         return 200, self._set_policy(("account", account["email"]), body.get("policy") or {})
 
     # Cloud Resource Manager v1 ------------------------------------------------------------------
@@ -366,6 +383,11 @@ class _Handler(JsonHandler):
         except ApiError as exc:
             log(exc.code)
             self._error(exc)
+            return
+        if sim.take_fault(("lose_response",), text):
+            log(None)  # the write happened; its answer never reaches the client, which retries it
+            self.close_connection = True
+            self.connection.shutdown(2)
             return
         log(status)
         self._send(status, payload)

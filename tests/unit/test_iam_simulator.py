@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 
@@ -63,6 +65,7 @@ def test_unknown_query_parameters_and_wrong_endpoints_are_refused(sim):
 
 
 def test_accounts_policies_and_etags_behave_like_google(sim):
+    sim.propagation_seconds = 0  # this test is about etags; propagation has its own below
     unauth = call(sim, "iam", "GET", f"/v1/projects/p-sim/serviceAccounts/{EMAIL}", headers={})
     assert unauth.status_code == 401 and unauth.json()["error"]["status"] == "UNAUTHENTICATED"
     assert call(sim, "iam", "GET", f"/v1/projects/p-sim/serviceAccounts/{EMAIL}").status_code == 404
@@ -98,3 +101,21 @@ def test_accounts_policies_and_etags_behave_like_google(sim):
     assert sim.members(("account", EMAIL), "roles/iam.workloadIdentityUser") == wi["members"]
     assert [r[3] for r in sim.write_calls()].count("iam.projects.serviceAccounts.setIamPolicy") == 2
     assert call(sim, "iam", "DELETE", path).status_code == 200 and EMAIL not in sim.accounts
+
+
+def test_a_new_service_account_propagates_before_it_can_be_read_or_bound(sim):
+    sim.propagation_seconds = 0.5
+    assert create(sim).status_code == 200
+    early = call(sim, "iam", "GET", f"/v1/projects/p-sim/serviceAccounts/{EMAIL}")
+    assert early.status_code == 403, "IAM answers 403, not 404, for an account it has not propagated yet"
+    assert early.json()["error"]["message"] == ("Permission 'iam.serviceAccounts.get' denied on resource "
+                                                "(or it may not exist).")
+    own = call(sim, "iam", "POST", f"/v1/projects/p-sim/serviceAccounts/{EMAIL}:getIamPolicy")
+    assert own.status_code == 403 and "iam.serviceAccounts.getIamPolicy" in own.json()["error"]["message"]
+    policy = call(sim, "resourcemanager", "POST", "/v1/projects/p-sim:getIamPolicy", {}).json()
+    policy["bindings"].append({"role": "roles/viewer", "members": [f"serviceAccount:{EMAIL}"]})
+    bound = call(sim, "resourcemanager", "POST", "/v1/projects/p-sim:setIamPolicy", {"policy": policy})
+    assert bound.status_code == 400 and bound.json()["error"]["message"] == f"Service account {EMAIL} does not exist."
+    time.sleep(0.5)
+    assert call(sim, "iam", "GET", f"/v1/projects/p-sim/serviceAccounts/{EMAIL}").status_code == 200
+    assert call(sim, "resourcemanager", "POST", "/v1/projects/p-sim:setIamPolicy", {"policy": policy}).status_code == 200

@@ -29,6 +29,23 @@ class OperationTimeout(GcpError):
     """The operation is still running server-side when the deadline passed."""
 
 
+# Resting states (Terraform: containerClusterRestingStates, containerNodePoolRestingStates); any other
+# status means an operation is under way and writes would be refused.
+CLUSTER_RESTING = ("RUNNING", "ERROR", "DEGRADED")
+POOL_RESTING = ("RUNNING", "ERROR", "RUNNING_WITH_ERROR")
+ERROR_STATES = ("ERROR", "DEGRADED", "RUNNING_WITH_ERROR")
+
+
+def is_fingerprint_mismatch(exc):
+    return isinstance(exc, GcpApiError) and "fingerprint" in (exc.api_message or "").lower()
+
+
+def is_busy(exc):
+    """400 FAILED_PRECONDITION, GKE's answer while an operation runs on the cluster (not a stale fingerprint)."""
+    return (isinstance(exc, GcpApiError) and exc.status == 400
+            and exc.reason in ("FAILED_PRECONDITION", "failedPrecondition") and not is_fingerprint_mismatch(exc))
+
+
 class ContainerClient:
     """projects.locations.clusters / nodePools / operations, with operations waited for."""
 
@@ -61,29 +78,44 @@ class ContainerClient:
                         f"node pool {name!r} of cluster {cluster!r} in {project}/{location}")
 
     # --- writes ------------------------------------------------------------------------------
-    def call(self, method, path, body, context):
+    def call(self, method, path, body, context, *, if_exists=None, if_missing=None):
         """Send a mutating call and wait for its operation.
 
-        GKE refuses a second operation on a cluster while one runs (400 FAILED_PRECONDITION
-        "incompatible operation"): such calls are retried until the deadline.
+        A cluster that is busy (an operation of GKE's own after a create, or anyone's) answers 400
+        FAILED_PRECONDITION, worded "Cluster is running incompatible operation ..." or "Cluster is
+        currently being created, deleted, updated or repaired ...": every such answer except a label
+        fingerprint mismatch is retried until the deadline, as Terraform's
+        retryWhileIncompatibleOperation does. When an attempt of this call lost its answer (the
+        connection dropped and the session sent it again), a 409 means our own create went through:
+        ``if_exists()`` then waits on the resource instead; a 404 for a delete (``if_missing()``)
+        means it is gone, which is what was asked.
         """
         deadline = self._clock() + self.wait_timeout
-        delay = 2.0
+        delay = min(1.0, self.poll_max)
+        first_attempt = len(self.session.calls)
         while True:
             try:
                 op = self.session.json(method, self._url(path), json=body, context=context)
                 break
             except GcpApiError as exc:
-                busy = exc.status == 400 and exc.reason == "FAILED_PRECONDITION" and "operation" in exc.api_message
-                if not busy or self._clock() + delay > deadline:
+                lost = any(call[2] is None for call in self.session.calls[first_attempt:])
+                if exc.status == 409 and if_exists is not None and lost:
+                    return if_exists()
+                if exc.status == 404 and if_missing is not None:
+                    return if_missing()
+                if not is_busy(exc) or self._clock() + delay > deadline:
                     raise
                 self._sleep(delay)
-                delay = min(delay * 2, 30.0)
+                delay = min(delay * 2, self.poll_max)
         parts = path.split("/")  # projects/P/locations/L/...
         return self.wait(op, parts[1], parts[3], context)
 
     def wait(self, op, project, location, context):
-        """Poll an operation until DONE; raise naming it and Google's error when it failed."""
+        """Poll an operation until DONE; raise naming it and Google's error when it failed.
+
+        GKE reports a failure in ``statusMessage``, often without ``error`` (Terraform's
+        ContainerOperationWaiter reads only statusMessage): either one means the operation failed.
+        """
         name = op["name"]
         self.operations.append(name)
         path = f"projects/{project}/locations/{location}/operations/{name}"
@@ -97,22 +129,47 @@ class ContainerClient:
             self._sleep(delay)
             delay = min(delay * 2, self.poll_max)
             op = self.session.json("GET", self._url(path), context=f"{context}: operation {name}")
-        error = op.get("error") or {}
-        if error:
-            raise GcpError(f"{context}: operation {name} ({op.get('operationType')}) failed: "
-                           f"{error.get('message') or op.get('statusMessage')}")
+        message = (op.get("error") or {}).get("message") or op.get("statusMessage")
+        if op.get("error") or op.get("statusMessage"):
+            raise GcpError(f"{context}: operation {name} ({op.get('operationType')}) failed: {message or op['error']}")
         return op
 
+    def wait_at_rest(self, kind, getter, context):
+        """Poll getter() until the resource is in a resting state (Terraform's
+        containerClusterAwaitRestingState / containerNodePoolAwaitRestingState); None when it is gone."""
+        resting = CLUSTER_RESTING if kind == "cluster" else POOL_RESTING
+        deadline = self._clock() + self.wait_timeout
+        delay = 0.25
+        while True:
+            resource = getter()
+            if resource is None or resource.get("status") in resting:
+                return resource
+            if self._clock() > deadline:
+                raise OperationTimeout(f"{context} is still {resource.get('status')} after {self.wait_timeout}s "
+                                       "(an operation runs on it); raise wait_timeout or re-run when it has finished")
+            self._sleep(delay)
+            delay = min(delay * 2, self.poll_max)
+
+    def cluster_at_rest(self, project, location, name):
+        return self.wait_at_rest("cluster", lambda: self.get_cluster(project, location, name),
+                                 f"cluster {name!r} in {project}/{location}")
+
+    def pool_at_rest(self, project, location, cluster, name):
+        return self.wait_at_rest("node pool", lambda: self.get_node_pool(project, location, cluster, name),
+                                 f"node pool {name!r} of cluster {cluster!r} in {project}/{location}")
+
     def create_cluster(self, project, location, cluster):
+        name = cluster["name"]
         return self.call("POST", f"projects/{project}/locations/{location}/clusters", {"cluster": cluster},
-                         f"create cluster {cluster['name']!r} in {project}/{location}")
+                         f"create cluster {name!r} in {project}/{location}",
+                         if_exists=lambda: self.cluster_at_rest(project, location, name))
 
     def delete_cluster(self, project, location, name):
         return self.call("DELETE", self.cluster_path(project, location, name), None,
-                         f"delete cluster {name!r} in {project}/{location}")
+                         f"delete cluster {name!r} in {project}/{location}", if_missing=lambda: None)
 
     def update_cluster(self, project, location, name, update):
-        field = next(iter(update))
+        field = next(k for k in update if k != "desiredNodePoolId")
         return self.call("PUT", self.cluster_path(project, location, name), {"update": update},
                          f"update {field} of cluster {name!r} in {project}/{location}")
 
@@ -121,13 +178,36 @@ class ContainerClient:
                          {"resourceLabels": labels, "labelFingerprint": fingerprint},
                          f"set labels of cluster {name!r} in {project}/{location}")
 
+    def set_labels(self, project, location, name, labels, attempts=5):
+        """setResourceLabels with the fingerprint read just before.
+
+        A fingerprint mismatch means the labels changed since: somebody else's write, or our own
+        call whose answer was lost and that went through. Read again: done when the labels are the
+        wanted ones already, else try again with the new fingerprint.
+        """
+        for attempt in range(attempts):
+            cluster = self.get_cluster(project, location, name)
+            if cluster is None:
+                raise GcpError(f"cluster {name!r} in {project}/{location} disappeared while its labels were set")
+            if attempt and (cluster.get("resourceLabels") or {}) == labels:
+                return None
+            try:
+                return self.set_resource_labels(project, location, name, labels, cluster.get("labelFingerprint", ""))
+            except GcpApiError as exc:
+                if not is_fingerprint_mismatch(exc) or attempt == attempts - 1:
+                    raise
+        return None  # pragma: no cover
+
     def create_node_pool(self, project, location, cluster, pool):
+        name = pool["name"]
         return self.call("POST", f"{self.cluster_path(project, location, cluster)}/nodePools", {"nodePool": pool},
-                         f"create node pool {pool['name']!r} in cluster {cluster!r} ({project}/{location})")
+                         f"create node pool {name!r} in cluster {cluster!r} ({project}/{location})",
+                         if_exists=lambda: self.pool_at_rest(project, location, cluster, name))
 
     def delete_node_pool(self, project, location, cluster, name):
         return self.call("DELETE", f"{self.cluster_path(project, location, cluster)}/nodePools/{name}", None,
-                         f"delete node pool {name!r} of cluster {cluster!r} ({project}/{location})")
+                         f"delete node pool {name!r} of cluster {cluster!r} ({project}/{location})",
+                         if_missing=lambda: None)
 
     def node_pool_call(self, project, location, cluster, name, verb, suffix, body, what):
         path = f"{self.cluster_path(project, location, cluster)}/nodePools/{name}{suffix}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.node_pool import initial_pools
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.plan import (
-    change, diff_view, differs, dig, public_changes, refuse_recreate,
+    canonical_scopes, change, diff_view, differs, dig, is_zone, public_changes, refuse_recreate, resource_name,
 )
 
 ADDONS = {
@@ -41,6 +41,17 @@ def workload_pool(params):
     return f"{params['project']}.svc.id.goog" if params["workload_identity"] else ""
 
 
+def node_locations(params):
+    """The zones to ask for: a zonal cluster's list always holds its own zone (GKE wants the full list;
+    Terraform adds the primary zone to node_locations the same way), or None to take GKE's default."""
+    zones = list(dict.fromkeys(params.get("node_locations") or []))
+    if not zones:
+        return None
+    if is_zone(params["location"]) and params["location"] not in zones:
+        zones.insert(0, params["location"])
+    return zones
+
+
 def desired_cluster(params):
     """The Cluster body for clusters.create (Container API v1)."""
     addons = {}
@@ -48,19 +59,20 @@ def desired_cluster(params):
         if enabled is not None:
             addons.update(_addon_body(key, enabled))
     node_config = {"machineType": params["machine_type"], "diskSizeGb": params["disk_size_gb"],
-                   "oauthScopes": params["oauth_scopes"]}
+                   "oauthScopes": canonical_scopes(params["oauth_scopes"])}
     if params["workload_identity"]:
         node_config["workloadMetadataConfig"] = {"mode": "GKE_METADATA"}
     body = {
         "name": params["name"],
         "nodePools": [{"name": DEFAULT_POOL, "initialNodeCount": params["initial_node_count"], "config": node_config}]
-        + initial_pools(params.get("node_pools"), reserved=(DEFAULT_POOL,)),
+        + initial_pools(params.get("node_pools"), reserved=(DEFAULT_POOL,),
+                        workload_identity=params["workload_identity"]),
         "addonsConfig": addons,
         "releaseChannel": {"channel": params["release_channel"]},
         "ipAllocationPolicy": {"useIpAliases": True},
     }
-    if params.get("node_locations"):
-        body["locations"] = params["node_locations"]
+    if node_locations(params):
+        body["locations"] = node_locations(params)
     for key, api in (("network", "network"), ("subnetwork", "subnetwork")):
         if params.get(key):
             body[api] = params[key]
@@ -85,8 +97,9 @@ def plan_cluster(params, actual):
         if after is not None and differs(before, after):
             changes.append(change(field, before, after, "recreate"))
 
-    recreate_if("network", actual.get("network"), params.get("network"))
-    recreate_if("subnetwork", actual.get("subnetwork"), params.get("subnetwork"))
+    # GKE reports the network and subnetwork by name; a self-link or relative path names the same one.
+    recreate_if("network", resource_name(actual.get("network")), resource_name(params.get("network")))
+    recreate_if("subnetwork", resource_name(actual.get("subnetwork")), resource_name(params.get("subnetwork")))
     recreate_if("private_nodes", bool(dig(actual, "privateClusterConfig", "enablePrivateNodes", default=False)),
                 params["private_nodes"])
     if params["private_nodes"]:
@@ -95,11 +108,16 @@ def plan_cluster(params, actual):
     if default_pool is not None:
         recreate_if("machine_type", dig(default_pool, "config", "machineType"), params["machine_type"])
         recreate_if("disk_size_gb", dig(default_pool, "config", "diskSizeGb"), params["disk_size_gb"])
-        recreate_if("oauth_scopes", dig(default_pool, "config", "oauthScopes"), params["oauth_scopes"])
+        recreate_if("oauth_scopes", canonical_scopes(dig(default_pool, "config", "oauthScopes")),
+                    canonical_scopes(params["oauth_scopes"]))
 
-    if params.get("node_locations") and differs(actual.get("locations"), params["node_locations"]):
-        changes.append(change("node_locations", actual.get("locations"), params["node_locations"],
-                              ("update", {"desiredLocations": params["node_locations"]})))
+    zones, have = node_locations(params), list(actual.get("locations") or [])
+    if zones and differs(have, zones):
+        # GKE cannot add and remove zones in one request: add first, then remove (as Terraform does).
+        steps = [{"desiredLocations": zones}]
+        if set(zones) - set(have) and set(have) - set(zones):
+            steps.insert(0, {"desiredLocations": have + [z for z in zones if z not in have]})
+        changes.append(change("node_locations", have, zones, ("updates", steps)))
     channel = dig(actual, "releaseChannel", "channel", default="UNSPECIFIED")
     if differs(channel, params["release_channel"]):
         changes.append(change("release_channel", channel, params["release_channel"],
@@ -151,11 +169,24 @@ def cluster_facts(cluster):
     }
 
 
+def _settled(client, project, location, name, what):
+    """The cluster once GKE has finished with it (it keeps working after its own operations end)."""
+    cluster = client.cluster_at_rest(project, location, name)
+    if cluster is None:
+        raise GcpError(f"{what} cluster {name!r} in {project}/{location}: it disappeared meanwhile; re-run to converge")
+    if cluster.get("status") == "ERROR":
+        raise GcpError(f"{what} cluster {name!r} in {project}/{location}: it is in ERROR "
+                       f"({cluster.get('statusMessage') or 'no message'}); re-run with recreate=true to replace it")
+    return cluster
+
+
 def run_cluster(client, params, check_mode):
     project, location, name = params["project"], params["location"], params["name"]
     if not project:
         raise GcpError("project is required: set project (or GCP_PROJECT) to the Google Cloud project ID")
-    actual = client.get_cluster(project, location, name)
+    # Plan against a resting cluster: a new one is PROVISIONING, then RECONCILING while GKE runs its own
+    # operations; writes meanwhile are refused (Terraform: containerClusterAwaitRestingState).
+    actual = client.cluster_at_rest(project, location, name)
     if params["state"] == "absent":
         if actual is None:
             return {"changed": False, "changes": [], "cluster": {}, "diff": {"before": {}, "after": {}}}
@@ -171,7 +202,7 @@ def run_cluster(client, params, check_mode):
             return {"changed": True, "changes": [{"field": "cluster", "before": "absent", "after": "present"}],
                     "cluster": {"name": name, "location": location}, "diff": {"before": {}, "after": desired}}
         client.create_cluster(project, location, desired)
-        created = client.get_cluster(project, location, name)
+        created = _settled(client, project, location, name, "create")
         return {"changed": True, "changes": [{"field": "cluster", "before": "absent", "after": "present"}],
                 "cluster": cluster_facts(created), "operations": client.operations,
                 "diff": {"before": {}, "after": desired}}
@@ -183,12 +214,10 @@ def run_cluster(client, params, check_mode):
         if not check_mode:
             client.delete_cluster(project, location, name)
             client.create_cluster(project, location, desired)
+            actual = _settled(client, project, location, name, "recreate")
         return {"changed": True, "changes": [{"field": "cluster", "before": "ERROR", "after": "present"}],
-                "cluster": cluster_facts(client.get_cluster(project, location, name)), "operations": client.operations,
+                "cluster": cluster_facts(actual), "operations": client.operations,
                 "diff": {"before": {"status": "ERROR"}, "after": desired}}
-    if actual.get("status") in ("PROVISIONING", "RECONCILING", "STOPPING"):
-        raise GcpError(f"cluster {name!r} in {project}/{location} is {actual.get('status')}; an operation is in "
-                       "progress — re-run when it has finished")
     changes = plan_cluster(params, actual)
     before, after = diff_view(changes)
     result = {"changed": bool(changes), "changes": public_changes(changes), "cluster": cluster_facts(actual),
@@ -206,12 +235,14 @@ def run_cluster(client, params, check_mode):
             kind, payload = item["action"]
             if kind == "update":
                 client.update_cluster(project, location, name, payload)
+            elif kind == "updates":
+                for step in payload:
+                    client.update_cluster(project, location, name, step)
             elif kind == "addons":
                 client.call("POST", f"{client.cluster_path(project, location, name)}:setAddons",
                             {"addonsConfig": payload}, f"set addons of cluster {name!r} in {project}/{location}")
             elif kind == "labels":
-                fingerprint = client.get_cluster(project, location, name).get("labelFingerprint")
-                client.set_resource_labels(project, location, name, payload, fingerprint)
-    result["cluster"] = cluster_facts(client.get_cluster(project, location, name))
+                client.set_labels(project, location, name, payload)
+    result["cluster"] = cluster_facts(_settled(client, project, location, name, "update"))
     result["operations"] = client.operations
     return result

@@ -35,6 +35,37 @@ def norm(value):
     return value
 
 
+# gcloud's OAuth scope aliases; GKE reports node pools' scopes as URLs (terraform-provider-google
+# tpgresource/service_scope.go, CanonicalizeServiceScope, applied before sending and when reading).
+SCOPE_ALIASES = {
+    "bigquery": "bigquery", "cloud-platform": "cloud-platform", "cloud-source-repos": "source.full_control",
+    "cloud-source-repos-ro": "source.read_only", "compute-ro": "compute.readonly", "compute-rw": "compute",
+    "datastore": "datastore", "logging-write": "logging.write", "monitoring": "monitoring",
+    "monitoring-read": "monitoring.read", "monitoring-write": "monitoring.write", "pubsub": "pubsub",
+    "service-control": "servicecontrol", "service-management": "service.management.readonly",
+    "sql": "sqlservice", "sql-admin": "sqlservice.admin", "storage-full": "devstorage.full_control",
+    "storage-ro": "devstorage.read_only", "storage-rw": "devstorage.read_write", "taskqueue": "taskqueue",
+    "trace": "trace.append", "useraccounts-ro": "cloud.useraccounts.readonly",
+    "useraccounts-rw": "cloud.useraccounts", "userinfo-email": "userinfo.email",
+}
+
+
+def canonical_scopes(scopes):
+    """Scope URLs, aliases expanded, duplicates dropped, order kept."""
+    urls = [f"https://www.googleapis.com/auth/{SCOPE_ALIASES[s]}" if s in SCOPE_ALIASES else s for s in scopes or []]
+    return list(dict.fromkeys(urls))
+
+
+def resource_name(link):
+    """The name at the end of a self-link or relative path: GKE reports networks by name
+    (Terraform compares them with tpgresource.CompareSelfLinkOrResourceName)."""
+    return link.rstrip("/").rsplit("/", 1)[-1] if link else link
+
+
+def is_zone(location):
+    return location.count("-") == 2
+
+
 def differs(before, after):
     return norm(before) != norm(after)
 

@@ -48,6 +48,14 @@ def is_unknown_member(exc):
     return isinstance(exc, GcpApiError) and exc.status == 400 and "does not exist" in (exc.api_message or "")
 
 
+def is_not_visible_yet(exc):
+    """IAM's answer for reading a service account (or its policy) it has not propagated yet: 403
+    "Permission ... denied on resource (or it may not exist)" (terraform-provider-google retries it:
+    IsForbiddenIamServiceAccountRetryableError; resource_google_service_account.go ignores 403 and 404
+    while it polls after a create)."""
+    return isinstance(exc, GcpApiError) and exc.status == 403 and "may not exist" in (exc.api_message or "")
+
+
 class Target:
     """One IAM policy: a project, a bucket or a service account."""
 
@@ -73,9 +81,21 @@ class IamClient:
     def _account_url(self, project, email):
         return f"{self.iam}/projects/{quote(project, safe='')}/serviceAccounts/{quote(email, safe='@')}"
 
-    def get_account(self, project, email):
-        return self.session.json("GET", self._account_url(project, email), allow=(404,),
-                                 context=f"service account {email}")
+    def get_account(self, project, email, created=False):
+        """The account, or None. created: it was created moments ago, so wait while IAM has not
+        propagated it (403/404) instead of answering None."""
+        for attempt in range(self.propagation_retries + 1):
+            try:
+                account = self.session.json("GET", self._account_url(project, email), allow=(404,),
+                                            context=f"service account {email}")
+            except GcpApiError as exc:
+                if not (created and is_not_visible_yet(exc)):
+                    raise
+                account = None
+            if account is not None or not created or attempt == self.propagation_retries:
+                return account
+            self.session._sleep(self.session._delay(attempt + 1))  # pylint: disable=protected-access
+        return None  # pragma: no cover
 
     def create_account(self, project, account_id, display_name):
         body = {"accountId": account_id, "serviceAccount": {}}
@@ -144,7 +164,12 @@ class IamClient:
         """
         conflicts = propagation = 0
         while True:
-            policy = self.get_policy(target, allow_missing=missing_ok or new_members)
+            try:
+                policy = self.get_policy(target, allow_missing=missing_ok or new_members)
+            except GcpApiError as exc:
+                if not (new_members and target.kind == "account" and is_not_visible_yet(exc)):
+                    raise
+                policy = None  # the account's own policy answers 403 until IAM has propagated it
             if policy is None and new_members and target.kind == "account" and propagation < self.propagation_retries:
                 propagation += 1  # an account created moments ago may not be readable everywhere yet
                 self.session._sleep(self.session._delay(propagation))  # pylint: disable=protected-access
@@ -166,7 +191,8 @@ class IamClient:
                     self.conflicts += 1
                     self.session._sleep(self.session._delay(conflicts))  # pylint: disable=protected-access
                     continue
-                if new_members and is_unknown_member(exc) and propagation < self.propagation_retries:
+                unseen = is_unknown_member(exc) or (target.kind == "account" and is_not_visible_yet(exc))
+                if new_members and unseen and propagation < self.propagation_retries:
                     propagation += 1
                     self.session._sleep(self.session._delay(propagation))  # pylint: disable=protected-access
                     continue

@@ -108,8 +108,8 @@ def _run(client, params, check_mode):
         before["account"], after["account"] = {}, {"email": email, "display_name": params["display_name"]}
         if not check_mode:
             account = client.create_account(project, name, params["display_name"])
-            if not account or "email" not in account:  # 409: created meanwhile by someone else
-                account = client.get_account(project, email)
+            if not account or "email" not in account:  # 409: created meanwhile (or by our retried call)
+                account = client.get_account(project, email, created=True)
             created = True
     elif present and params["display_name"] is not None and account.get("displayName", "") != params["display_name"]:
         changes.append({"resource": f"serviceAccounts/{email}", "action": "update", "field": "display_name",

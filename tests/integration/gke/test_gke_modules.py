@@ -250,7 +250,14 @@ def test_failed_operation_and_quota_fail_clearly_then_rerun_converges(ansible, g
     assert "create node pool 'gpu-pool' in cluster 'triton-fil' (test-project/us-central1-a)" in msg
     assert "(CREATE_NODE_POOL) failed: Insufficient quota" in msg and "NVIDIA_T4_GPUS" in msg
 
-    healed = ansible(POOL_PLAY, extra_vars=ev(gke))
+    # The failed pool stays behind in ERROR: replacing it is destructive, so only with recreate=true.
+    gke.reset_log()
+    kept = ansible(POOL_PLAY, extra_vars=ev(gke))
+    assert kept.rc != 0 and gke.write_calls() == []
+    msg = kept.result("pool")["msg"]
+    assert "node pool 'gpu-pool' of cluster 'triton-fil' is ERROR" in msg and "set recreate=true" in msg
+
+    healed = ansible(POOL_PLAY, extra_vars=ev(gke, recreate=True))
     assert healed.rc == 0 and healed.changed == 1
     assert healed.result("pool")["node_pool"]["status"] == "RUNNING"
     assert ansible(POOL_PLAY, extra_vars=ev(gke)).changed == 0

@@ -100,3 +100,36 @@ def test_role_converges_hands_over_facts_and_teardown_asks_first(ansible, gke, i
     again = run_playbook(REPO / "playbooks" / "teardown.yml", inventory=inv,
                          extra_vars={"triton_fil_teardown_confirm": "sim-deploy"})
     assert again.rc == 0 and again.changed == 0, "a second teardown finds nothing to delete"
+
+
+def test_l4_spot_pool_with_its_on_demand_fallback_time_sharing_and_image_streaming(ansible, gke, iam, tmp_path):
+    inv = inventory(tmp_path, gke, iam, gke_cluster_gpu_machine_type="g2-standard-4",
+                    gke_cluster_gpu_accelerator_type="nvidia-l4", gke_cluster_gpu_spot=True,
+                    gke_cluster_gpu_sharing_strategy="TIME_SHARING", gke_cluster_gpu_max_shared_clients=3)
+    first = ansible(ROLE_PLAY, inventory=inv)
+    assert first.rc == 0, first.stdout[-3000:]
+    assert [c[2] for c in gke.write_calls()] == ["container.projects.locations.clusters.create"], (
+        "the cluster, the Spot pool and its fallback come up in one operation")
+    pools = {p["name"]: p for p in gke.clusters[("sim-project", "us-central1-a", "triton-fil")]["nodePools"]}
+    assert sorted(pools) == ["default-pool", "gpu-pool", "gpu-pool-on-demand"]
+    spot, fallback = pools["gpu-pool"], pools["gpu-pool-on-demand"]
+    assert spot["config"]["spot"] and not fallback["config"].get("spot")
+    assert fallback["autoscaling"] == {"enabled": True, "minNodeCount": 0, "maxNodeCount": 3}
+    for pool in (spot, fallback):
+        accel = pool["config"]["accelerators"][0]
+        assert (accel["acceleratorType"], pool["config"]["machineType"]) == ("nvidia-l4", "g2-standard-4")
+        assert accel["gpuSharingConfig"] == {"gpuSharingStrategy": "TIME_SHARING", "maxSharedClientsPerGpu": "3"}
+        assert pool["config"]["gcfsConfig"] == {"enabled": True}
+
+    gke.reset_log()
+    second = ansible(ROLE_PLAY, inventory=inv)
+    assert second.rc == 0 and second.changed == 0, second.stdout[-3000:]
+    assert gke.write_calls() == [], "both pools converged: no write"
+    plan = ansible(ROLE_PLAY, inventory=inv, check=True)
+    assert plan.rc == 0 and plan.changed == 0 and gke.write_calls() == [], plan.stdout[-3000:]
+
+    down = run_playbook(REPO / "playbooks" / "teardown.yml", inventory=inv,
+                        extra_vars={"triton_fil_teardown_confirm": "sim-deploy"})
+    assert down.rc == 0, down.stdout[-3000:]
+    assert [c[2].rsplit(".", 2)[-2:] for c in gke.write_calls()] == [
+        ["nodePools", "delete"], ["nodePools", "delete"], ["clusters", "delete"]]
