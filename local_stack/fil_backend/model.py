@@ -19,8 +19,8 @@ same model_repository/ bytes load unchanged here and under the real backend on G
   classifier true: class labels compared against `threshold` (binary) or argmax (multi-class),
   or with `predict_proba` true the probability of every class (binary: [1 - p, p]).
 
-XGBoost files predict through xgboost; LightGBM and treelite checkpoints through treelite's
-GTIL, all on CPU. The GPU backend computes in float32, this one in float64 then casts: results
+XGBoost JSON/UBJSON files predict through xgboost; LightGBM, legacy XGBoost binaries and
+treelite checkpoints through treelite's GTIL, all on CPU. The GPU backend computes in float32, this one in float64 then casts: results
 agree within the tolerance the verify role uses, not bit for bit.
 """
 
@@ -68,6 +68,10 @@ class _TreelitePredictor:
         self._gtil = treelite.gtil
         if model_type == "lightgbm":
             self.model = treelite.frontend.load_lightgbm_model(path)
+        elif model_type == "xgboost":
+            # Legacy binary: read by Treelite, as the real backend does (src/tl_utils.h); XGBoost >= 3.1
+            # cannot read the format at all.
+            self.model = treelite.frontend.load_xgboost_model_legacy_binary(path)
         else:
             self.model = treelite.Model.deserialize(path)
         self.num_features = self.model.num_feature
@@ -96,7 +100,8 @@ class TritonPythonModel:
             raise pb_utils.TritonModelException(
                 f"model '{self.name}': model_type '{model_type}' needs {filename} in version "
                 f"{args['model_version']}, not found at {path}")
-        predictor_class = _TreelitePredictor if model_type in ("lightgbm", "treelite_checkpoint") else _XGBoostPredictor
+        predictor_class = (_TreelitePredictor if model_type in ("lightgbm", "treelite_checkpoint", "xgboost")
+                           else _XGBoostPredictor)
         self.predictor = predictor_class(path, model_type)
         legacy = _parameter(config, "output_class")
         current = _parameter(config, "is_classifier")

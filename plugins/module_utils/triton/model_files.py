@@ -164,10 +164,9 @@ def _checkpoint_facts(path):
     (count,) = struct.unpack_from("<Q", head, offset)
     num_class = struct.unpack_from(f"<{count}i", head, offset + 8) if 0 < count < 64 else (1,)
     task = TREELITE_TASKS.get(task_type, "regressor")
-    classes = int(num_class[0])
-    if task == "binary":
-        classes = 2
+    raw_classes = int(num_class[0])
+    classes = 2 if task == "binary" else raw_classes
     return {"num_features": int(num_feature), "num_classes": classes if task in ("binary", "multiclass") else 1,
             "task": "multiclass" if task == "multiclass" and classes > 2 else ("binary" if task in ("binary", "multiclass")
                                                                                else "regressor"),
-            "treelite_version": (major, minor, patch), "treelite_num_class": classes}
+            "treelite_version": (major, minor, patch), "treelite_num_class": raw_classes}

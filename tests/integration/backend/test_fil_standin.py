@@ -6,7 +6,9 @@ every answer is compared with what xgboost / lightgbm predict for the same rows.
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import subprocess
 import textwrap
 
@@ -90,7 +92,11 @@ def served(tmp_path_factory):
     write_model(root, "xgb_ubj_multi_class", "xgboost.ubj", multi.save_model,
                 config("xgb_ubj_multi_class", "xgboost_ubj", 1, "true"))
     write_model(root, "xgb_model_regression", "forest.bin", lambda p: regression.save_model(p + ".ubj"),
-                config("xgb_model_regression", "xgboost", 1, "false", extra='default_model_filename: "forest.bin.ubj"'))
+                config("xgb_model_regression", "xgboost_ubj", 1, "false", extra='default_model_filename: "forest.bin.ubj"'))
+    # model_type xgboost is the legacy binary (XGBoost <= 3.0 wrote it; the fixture records 3.0's predictions).
+    write_model(root, "xgb_legacy_proba", "xgboost.model",
+                lambda p: shutil.copy(REPO / "tests" / "fixtures" / "xgboost_legacy" / "xgboost.model", p),
+                config("xgb_legacy_proba", "xgboost", 2, "true", "true"))
     write_model(root, "lightgbm_proba", "model.txt", light.save_model,
                 config("lightgbm_proba", "lightgbm", 2, "true", "true"))
     write_model(root, "treelite_checkpoint_proba", "checkpoint.tl",
@@ -169,3 +175,11 @@ def test_both_parameter_sets_load_and_the_log_says_which(served):
     assert re.search(r"model 'xgb_json_proba' .*parameter set 24\.10-25\.08 \(output_class\)", log)
     assert not client.is_model_ready("no_classifier_key")
     assert "Required parameter is_classifier not found in config" in log
+
+
+def test_legacy_binary_matches_what_xgboost_predicted_when_it_wrote_it(served):
+    client = served[0]
+    recorded = json.loads((REPO / "tests" / "fixtures" / "xgboost_legacy" / "predictions.json").read_text())
+    got = infer(client, "xgb_legacy_proba", np.asarray(recorded["rows"], dtype=np.float32))
+    p = np.asarray(recorded["probability"])
+    np.testing.assert_allclose(got, np.stack([1 - p, p], axis=1), rtol=1e-5, atol=1e-6)
