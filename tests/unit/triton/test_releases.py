@@ -195,3 +195,13 @@ def test_default_release_is_what_the_image_role_deploys():
     assert f"gcr_image_source: nvcr.io/nvidia/tritonserver:{releases.DEFAULT_RELEASE}-py3" in defaults
     assert f"gcr_image_tag: {releases.DEFAULT_RELEASE}-py3" in defaults
     assert model_config.validate_repository(str(SHIPPED))["release"]["tag"] == releases.DEFAULT_RELEASE
+
+
+def test_the_documented_matrix_lists_every_release_with_its_commits():
+    doc = (REPO / "docs" / "fil_releases.md").read_text()
+    for row in releases.matrix_rows():
+        line = (f"| {row['tag']} | {row['triton_version']} | [{row['server_commit'][:7]}]"
+                f"({releases.SERVER_REPO}/tree/{row['server_commit']}) | [{row['fil_commit'][:7]}]"
+                f"({releases.FIL_REPO}/tree/{row['fil_commit']}) | {row['parameter_set']} | {row['treelite']} | "
+                f"{row['gpu_engine']} |")
+        assert line in doc, line
