@@ -143,7 +143,7 @@ def _parameter_findings(where, params, release, problems, warnings):
         problems.append(f"{where}.threshold: missing; the backend reads it without a default when {classifier_key} is "
                         "\"true\" (src/shared_state.h) — set it, e.g. \"0.5\"")
     predict_proba = params.get("predict_proba", "false") == "true"
-    if predict_proba and not is_classifier:
+    if predict_proba and classifier_value is not None and not is_classifier:
         problems.append(f"{where}.predict_proba: \"true\" needs {classifier_key} \"true\" (probabilities are per class)")
     return is_classifier, predict_proba
 
