@@ -98,8 +98,8 @@ def main():
     if module.params["model_repository"]:
         try:
             # The models are checked for the FIL release the deployment's image serves.
-            release, _ = releases.resolve(release=settings.get("gcs_models_fil_release") or None,
-                                          image=settings.get("gcr_image_source"))
+            release = releases.resolve(release=settings.get("gcs_models_fil_release") or None,
+                                       image=settings.get("gcr_image_source"))[0]
             report = validate_repository(module.params["model_repository"], release=release)
         except releases.ReleaseError as exc:
             report = {"problems": [f"gcs_models_fil_release: {exc}"]}

@@ -215,7 +215,9 @@ def main():
                     _write(change["path"], change["after"])
         report = validate_repository(params["path"], params["models"], release)
     except ModelRepositoryError as exc:
-        module.fail_json(msg=str(exc), **dict(empty, problems=[str(exc)]))
+        failed = dict(empty)
+        failed["problems"] = [str(exc)]
+        module.fail_json(msg=str(exc), **failed)
     except OSError as exc:
         module.fail_json(msg=f"path: cannot rewrite a configuration under {params['path']}: {exc}", **empty)
     if migrations and module.check_mode:

@@ -425,7 +425,7 @@ def plan(options):
             with open(tl_path, "wb") as handle:
                 handle.write(model_bytes)
             ckpt = writer(tl_path, "treelite_checkpoint")
-        problems, _ = releases.model_file_findings(release, model_type, ckpt)  # advisories: from validate_plan
+        problems = releases.model_file_findings(release, model_type, ckpt)[0]  # advisories: from validate_plan
         if problems:
             raise FilModelError(f"model_file: {problems[0]}")
 

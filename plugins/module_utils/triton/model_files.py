@@ -91,7 +91,7 @@ def _ubj_container(data, pos, end):
 def read_ubjson(data):
     """Decode a UBJSON document (the subset XGBoost writes: typed/counted containers, numbers, strings)."""
     try:
-        value, _ = _ubj_value(data, 1, chr(data[0]))
+        value = _ubj_value(data, 1, chr(data[0]))[0]
     except (IndexError, struct.error) as exc:
         raise UbjsonError(f"truncated UBJSON: {exc}") from None
     return value
@@ -159,7 +159,8 @@ def _lightgbm_facts(path):
 def _checkpoint_facts(path):
     with open(path, "rb") as handle:
         head = handle.read(4096)
-    major, minor, patch, _, _, _, num_feature, task_type, _, _ = struct.unpack_from("<iiiBBQiBBi", head, 0)
+    header = struct.unpack_from("<iiiBBQiBBi", head, 0)
+    major, minor, patch, num_feature, task_type = header[0], header[1], header[2], header[6], header[7]
     offset = struct.calcsize("<iiiBBQiBBi")
     (count,) = struct.unpack_from("<Q", head, offset)
     num_class = struct.unpack_from(f"<{count}i", head, offset + 8) if 0 < count < 64 else (1,)

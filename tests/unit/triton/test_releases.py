@@ -166,14 +166,14 @@ def test_treelite_checkpoint_versions(tmp_path):
     findings = releases.model_file_findings
     problems, advisories = findings(release("24.10"), "treelite_checkpoint", {"treelite_version": (4, 8, 1)})
     assert problems == [] and "newer than Triton 24.10's 4.3.0: it loads" in advisories[0]
-    problems, _ = findings(release("26.06"), "treelite_checkpoint", {"treelite_version": (5, 0, 0)})
+    problems = findings(release("26.06"), "treelite_checkpoint", {"treelite_version": (5, 0, 0)})[0]
     assert "reads checkpoints of Treelite 4.x only" in problems[0]
     assert findings(release("26.06"), "treelite_checkpoint", {"treelite_version": (4, 7, 0)}) == ([], [])
-    problems, _ = findings(release("25.12"), "xgboost_ubj", {"xgboost_version": (3, 1, 0)})
+    problems = findings(release("25.12"), "xgboost_ubj", {"xgboost_version": (3, 1, 0)})[0]
     assert "Treelite 4.4.1 cannot parse" in problems[0]
     assert findings(release("26.01"), "xgboost_ubj", {"xgboost_version": (3, 2, 0)}) == ([], [])
     assert findings(release("25.12"), "xgboost_json", {"xgboost_version": (3, 0, 5)}) == ([], [])
-    _, advisories = findings(release("25.09"), "xgboost", {})
+    advisories = findings(release("25.09"), "xgboost", {})[1]
     assert "no longer documents it" in advisories[0]
 
 
