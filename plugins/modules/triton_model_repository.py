@@ -153,9 +153,6 @@ advisories:
   elements: str
 """
 
-import os
-import tempfile
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import releases
@@ -164,23 +161,9 @@ from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.model_con
     MODEL_CONFIG_IMPORT_ERROR,
     ModelRepositoryError,
     migrate_repository,
+    replace_text_file,
     validate_repository,
 )
-
-
-def _write(path, text):
-    """Replace path atomically, keeping its mode."""
-    mode = os.stat(path).st_mode & 0o7777
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".migrate-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def main():
@@ -212,7 +195,7 @@ def main():
                 diffs.append({"before": change["before"], "after": change["after"],
                               "before_header": change["file"], "after_header": f"{change['file']} ({release['tag']})"})
                 if not module.check_mode:
-                    _write(change["path"], change["after"])
+                    replace_text_file(change["path"], change["after"])
         report = validate_repository(params["path"], params["models"], release)
     except ModelRepositoryError as exc:
         failed = dict(empty)

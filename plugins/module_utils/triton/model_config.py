@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import pbtxt_edit, releases
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.model_files import read_model_facts
@@ -306,6 +307,21 @@ def migrate_text(text, release, source="config.pbtxt"):
         pass
     # The in-place edit did not give the intended message: write Triton's canonical text instead.
     return text_format.MessageToString(want), notes + ["rewritten in protobuf's canonical text format (comments dropped)"]
+
+
+def replace_text_file(path, text):
+    """Replace path atomically (a temporary file in the same folder, then rename), keeping its mode."""
+    mode = os.stat(path).st_mode & 0o7777
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".migrate-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def migrate_repository(path, release, models=None):

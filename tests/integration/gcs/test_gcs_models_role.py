@@ -44,7 +44,8 @@ def test_module_names_file_line_and_field(ansible, tmp_path):
     result = run.result("validate")
     assert result["failed"] is True
     (problem,) = result["problems"]
-    assert problem.startswith("fil/config.pbtxt:6:") and "max_batch_size" in problem, problem
+    line = 1 + (REPO / "model_repository" / "fil" / "config.pbtxt").read_text().splitlines().index("max_batch_size: 32768")
+    assert problem.startswith(f"fil/config.pbtxt:{line}:") and "max_batch_size" in problem, problem
     assert "nothing was uploaded" in result["msg"]
 
 
