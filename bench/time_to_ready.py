@@ -76,7 +76,7 @@ def write_inventory(path, name, sim, iam, gcs_url, source, dest, work):
         "gcp_storage_endpoint": gcs_url, "gcs_models_bucket": "bench-models", "gcs_models_prefix": name,
         "gcs_models_bucket_location": "US-CENTRAL1",
         "gcs_models_src": str(REPO / "model_repository"),
-        "gcr_image_source": f"{source}/nvidia/tritonserver:24.10-py3", "gcr_image_registry": dest,
+        "gcr_image_source": f"{source}/nvidia/tritonserver:26.06-py3", "gcr_image_registry": dest,
         "gcr_image_project": "bench-project", "gcr_image_repository": "triton", "gcr_image_tag": name,
         "gcr_image_create_repository": "never", "gcr_image_insecure_registries": [source, dest],
         "gcr_image_poll_interval": IMAGE_POLL,
@@ -112,7 +112,7 @@ def main():
     try:
         per_layer = args.image_mib * 1024 * 1024 // 6
         Registry(source_host, source_log, source_proc).push_image(
-            "nvidia/tritonserver", "24.10-py3", images.make_image(layers=[images.random_layer(per_layer) for _layer in range(6)]))
+            "nvidia/tritonserver", "26.06-py3", images.make_image(layers=[images.random_layer(per_layer) for _layer in range(6)]))
         bench_files = {"sequential": work / "sequential.yml", "chain": work / "chain.yml"}
         bench_files["sequential"].write_text(SEQUENTIAL)
         bench_files["chain"].write_text(CHAIN)

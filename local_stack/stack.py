@@ -37,7 +37,7 @@ if __package__ in (None, ""):  # run as a script: make the local_stack package i
 
 from local_stack.backend_dir import assemble_backend_dir  # noqa: E402  pylint: disable=wrong-import-position
 
-SOURCE_IMAGE = ("nvidia/tritonserver", "24.10-py3")  # a small stand-in image, seeded once per run folder
+SOURCE_IMAGE = ("nvidia/tritonserver", "26.06-py3")  # a small stand-in image, seeded once per run folder
 DEFAULT_BUCKET = "triton-fil-local"
 DEFAULT_PREFIX = "triton/model_repository"
 DEFAULT_CONFIG_NAME = "cpu"

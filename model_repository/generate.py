@@ -1,29 +1,32 @@
 #!/usr/bin/env python
 """Regenerate the sample model repository deterministically.
 
-    python model_repository/generate.py           # rewrite fil/1/xgboost.json and fil_reference.json
+    python model_repository/generate.py           # rewrite fil/ and fil_reference.json
     python model_repository/generate.py --check   # rebuild in memory, fail if the committed files differ
 
 The model is a binary XGBoost classifier (32 features, 200 trees of depth 4) trained on a
 synthetic data set with fixed seeds and one thread, so the same inputs give the same bytes.
-fil_reference.json holds 8 input rows and the probabilities XGBoost itself predicts for them;
-the verify role sends those rows to Triton and compares (atol/rtol below) — the FIL backend on
-GPU evaluates in float32, hence the tolerance.
+Everything else is what rapids.triton_fil.fil_model makes from that trained file (the same code,
+plugins/module_utils/triton/fil_model.py): fil/config.pbtxt and fil/configs/cpu.pbtxt for the
+collection's default release, and fil_reference.json with 8 input rows and the probabilities
+XGBoost itself predicts for them. The verify role sends those rows to Triton and compares
+(atol/rtol below) — the FIL backend on GPU evaluates in float32, hence the tolerance.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import xgboost as xgb
 
 HERE = Path(__file__).resolve().parent
-MODEL_DIR = HERE / "fil"
-MODEL_FILE = MODEL_DIR / "1" / "xgboost.json"
+sys.path.insert(0, str(HERE.parent / "collections"))
+from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import fil_model  # noqa: E402  pylint: disable=wrong-import-position
+
 REFERENCE_FILE = HERE / "fil_reference.json"
 
 NUM_FEATURES = 32
@@ -44,7 +47,8 @@ def training_data(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return x, (logits > 0).astype(np.float32)
 
 
-def build() -> tuple[bytes, dict]:
+def build() -> dict[Path, bytes]:
+    """Every file of the sample, by path."""
     rng = np.random.default_rng(SEED)
     x, y = training_data(rng)
     booster = xgb.train(
@@ -60,59 +64,41 @@ def build() -> tuple[bytes, dict]:
         xgb.DMatrix(x, label=y),
         num_boost_round=NUM_TREES,
     )
-    model_bytes = bytes(booster.save_raw(raw_format="json"))
     # Four decimals survive JSON and float32 unchanged: the server sees exactly these values.
     rows = np.round(rng.normal(size=(REFERENCE_ROWS, NUM_FEATURES)), 4)
-    inputs = rows.astype(np.float32)
-    positive = booster.predict(xgb.DMatrix(inputs)).astype(np.float64)
-    probabilities = np.stack([1.0 - positive, positive], axis=1)
-    reference = {
-        "model": "fil",
-        "description": "xgboost predict_proba for 8 rows; regenerate with model_repository/generate.py",
-        "atol": ATOL,
-        "rtol": RTOL,
-        "inputs": {
-            "input__0": {"datatype": "FP32", "shape": list(inputs.shape), "data": rows.tolist()},
-        },
-        "outputs": {
-            "output__0": {
-                "datatype": "FP32",
-                "shape": list(probabilities.shape),
-                "data": np.round(probabilities, 7).tolist(),
-            },
-        },
-    }
-    return model_bytes, reference
-
-
-def reference_text(reference: dict) -> str:
-    """JSON with one line per data row, so diffs of the reference stay readable."""
-    text = json.dumps(reference, indent=1)
-    for tensors in (reference["inputs"], reference["outputs"]):
-        for tensor in tensors.values():
-            for row in tensor["data"]:
-                text = text.replace(json.dumps(row, indent=1).replace("\n", "\n" + " " * 4), json.dumps(row), 1)
-    return text + "\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        model_file = Path(tmp) / "xgboost.json"
+        model_file.write_bytes(bytes(booster.save_raw(raw_format="json")))
+        rows_file = Path(tmp) / "rows.npy"
+        np.save(rows_file, rows)
+        made = fil_model.plan({
+            "model_file": str(model_file), "model_format": "auto", "output_format": "auto", "name": "fil",
+            "version": 1, "release": None, "image": None, "predict_proba": True, "threshold": 0.5,
+            "max_batch_size": 32768, "instance_count": 1, "dynamic_batching": True,
+            "max_queue_delay_microseconds": 100, "cpu_variant": True, "reference_rows": REFERENCE_ROWS,
+            "reference_data": str(rows_file), "atol": ATOL, "rtol": RTOL,
+        })
+    files = {HERE / relpath: data for relpath, data in made["files"].items()}
+    files[REFERENCE_FILE] = made["reference"]
+    return files
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if the committed files are not what this script builds")
     args = parser.parse_args()
-    model_bytes, reference = build()
-    text = reference_text(reference)
+    files = build()
     if args.check:
-        stale = [str(p.relative_to(HERE)) for p, want in ((MODEL_FILE, model_bytes), (REFERENCE_FILE, text.encode()))
-                 if not p.is_file() or p.read_bytes() != want]
+        stale = [str(p.relative_to(HERE)) for p, want in files.items() if not p.is_file() or p.read_bytes() != want]
         if stale:
-            print(f"out of date: {', '.join(stale)}; run python model_repository/generate.py", file=sys.stderr)
+            print(f"out of date: {', '.join(sorted(stale))}; run python model_repository/generate.py", file=sys.stderr)
             return 1
         print("model repository is up to date")
         return 0
-    MODEL_FILE.parent.mkdir(parents=True, exist_ok=True)
-    MODEL_FILE.write_bytes(model_bytes)
-    REFERENCE_FILE.write_text(text)
-    print(f"wrote {MODEL_FILE.relative_to(HERE)} ({len(model_bytes)} bytes) and {REFERENCE_FILE.relative_to(HERE)}")
+    for path, data in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    print("wrote " + ", ".join(f"{p.relative_to(HERE)} ({len(d)} bytes)" for p, d in sorted(files.items())))
     return 0
 
 

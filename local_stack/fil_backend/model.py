@@ -9,12 +9,18 @@ same model_repository/ bytes load unchanged here and under the real backend on G
   xgboost → xgboost.model, xgboost_json → xgboost.json, xgboost_ubj → xgboost.ubj,
   lightgbm → model.txt, treelite_checkpoint → checkpoint.tl;
 * one FP32 input `input__0` [batch, features] and one FP32 output `output__0`;
-* `output_class` false: the model's (transformed) prediction per row;
-  `output_class` true: class labels compared against `threshold` (binary) or argmax (multi-class),
+* both parameter sets the backend has had: `is_classifier` (25.09 and later) or `output_class`
+  (24.10-25.08; the 25.09+ backend still honours it, and lets it win over is_classifier, see
+  fil_backend src/shared_state.h at e15438b); one of them is required, as in the real backend
+  ("Required parameter is_classifier not found in config"). The log line says which set it saw.
+  Performance parameters of either set (layout, chunk_size, algo, storage_type, ...) do not change
+  results and are ignored here;
+* classifier false: the model's (transformed) prediction per row;
+  classifier true: class labels compared against `threshold` (binary) or argmax (multi-class),
   or with `predict_proba` true the probability of every class (binary: [1 - p, p]).
 
-XGBoost files predict through xgboost; LightGBM and treelite checkpoints through treelite's
-GTIL, all on CPU. The GPU backend computes in float32, this one in float64 then casts: results
+XGBoost JSON/UBJSON files predict through xgboost; LightGBM, legacy XGBoost binaries and
+treelite checkpoints through treelite's GTIL, all on CPU. The GPU backend computes in float32, this one in float64 then casts: results
 agree within the tolerance the verify role uses, not bit for bit.
 """
 
@@ -62,6 +68,10 @@ class _TreelitePredictor:
         self._gtil = treelite.gtil
         if model_type == "lightgbm":
             self.model = treelite.frontend.load_lightgbm_model(path)
+        elif model_type == "xgboost":
+            # Legacy binary: read by Treelite, as the real backend does (src/tl_utils.h); XGBoost >= 3.1
+            # cannot read the format at all.
+            self.model = treelite.frontend.load_xgboost_model_legacy_binary(path)
         else:
             self.model = treelite.Model.deserialize(path)
         self.num_features = self.model.num_feature
@@ -90,9 +100,22 @@ class TritonPythonModel:
             raise pb_utils.TritonModelException(
                 f"model '{self.name}': model_type '{model_type}' needs {filename} in version "
                 f"{args['model_version']}, not found at {path}")
-        predictor_class = _TreelitePredictor if model_type in ("lightgbm", "treelite_checkpoint") else _XGBoostPredictor
+        predictor_class = (_TreelitePredictor if model_type in ("lightgbm", "treelite_checkpoint", "xgboost")
+                           else _XGBoostPredictor)
         self.predictor = predictor_class(path, model_type)
-        self.output_class = _parameter(config, "output_class", "true").lower() in TRUE
+        legacy = _parameter(config, "output_class")
+        current = _parameter(config, "is_classifier")
+        if legacy is None and current is None:
+            raise pb_utils.TritonModelException(
+                f"model '{self.name}': Required parameter is_classifier not found in config "
+                "(output_class before FIL 25.09)")
+        if legacy is not None:
+            self.parameter_set = "24.10-25.08 (output_class)" if current is None else \
+                "mixed (output_class wins over is_classifier, as in FIL 25.09+)"
+            self.output_class = legacy.lower() in TRUE
+        else:
+            self.parameter_set = "25.09+ (is_classifier)"
+            self.output_class = current.lower() in TRUE
         self.predict_proba = _parameter(config, "predict_proba", "false").lower() in TRUE
         self.threshold = float(_parameter(config, "threshold", "0.5"))
         self.input_name = config["input"][0]["name"]
@@ -106,7 +129,8 @@ class TritonPythonModel:
         pb_utils.Logger.log_warn(
             f"fil (LOCAL CPU STAND-IN, not NVIDIA FIL; local testing only): model '{self.name}' "
             f"loaded {filename} as {model_type} with {self.predictor.num_features} features, "
-            f"output_class={self.output_class} predict_proba={self.predict_proba} threshold={self.threshold}")
+            f"parameter set {self.parameter_set}: classifier={self.output_class} "
+            f"predict_proba={self.predict_proba} threshold={self.threshold}")
 
     def _postprocess(self, raw: np.ndarray) -> np.ndarray:
         if not self.output_class:

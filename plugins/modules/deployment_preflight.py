@@ -25,7 +25,9 @@ options:
     type: dict
     required: true
   model_repository:
-    description: Local model repository folder to validate too.
+    description:
+      - Local model repository folder to validate too, for the FIL release of C(gcs_models_fil_release) in
+        O(settings), else of the tag of C(gcr_image_source) (see M(rapids.triton_fil.triton_model_repository)).
     type: path
   check_credentials:
     description: Obtain an access token with O(auth_kind) and friends; a failure becomes a problem.
@@ -78,6 +80,7 @@ from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session impo
     GcpError, GcpSession, gcp_argument_spec,
 )
 from ansible_collections.rapids.triton_fil.plugins.module_utils.preflight.rules import check
+from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import releases
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.model_config import (
     ModelRepositoryError,
     validate_repository,
@@ -94,7 +97,12 @@ def main():
     result = {"changed": False}
     if module.params["model_repository"]:
         try:
-            report = validate_repository(module.params["model_repository"])
+            # The models are checked for the FIL release the deployment's image serves.
+            release = releases.resolve(release=settings.get("gcs_models_fil_release") or None,
+                                       image=settings.get("gcr_image_source"))[0]
+            report = validate_repository(module.params["model_repository"], release=release)
+        except releases.ReleaseError as exc:
+            report = {"problems": [f"gcs_models_fil_release: {exc}"]}
         except ModelRepositoryError as exc:
             report = {"problems": [str(exc)]}
         problems += [f"gcs_models_src: {p}" for p in report["problems"]]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: triton_model_repository
-short_description: Validate a local Triton model repository before it is uploaded
+short_description: Validate a local Triton model repository against the Triton/FIL release it will be served by
 version_added: 0.1.0
 description:
   - Parses every C(config.pbtxt) (and every C(configs/<name>.pbtxt) variant) with Triton's own
@@ -19,7 +19,18 @@ description:
     parameters, one FP32 input C(input__0) and output C(output__0), and, where the model file is
     readable (XGBoost JSON, LightGBM text), that the input C(dims) equal the model's feature count
     and the output C(dims) its number of classes.
-  - Read-only; never reports a change. Returns what each configuration declares, in the shape
+  - The FIL rules are those of the release the deployment serves, from the collection's release matrix
+    (NGC tag, Triton version, FIL parameter set, the Treelite that loads the model files; every fact with the
+    commit of the server and fil_backend release branch it was read from, see docs/fil_releases.md).
+    The release is O(release), or the tag of O(image), or the collection's default release.
+  - Parameters the release no longer reads (for example C(output_class), C(algo), C(threads_per_tree),
+    C(storage_type) from 25.09 on) and parameters it does not read yet (C(is_classifier) before 25.09) are
+    problems naming the replacement; model files the release's Treelite cannot load (XGBoost 3.1+ JSON/UBJSON
+    before 26.01, checkpoints of another Treelite major version) are problems too.
+  - With O(migrate=true) the configurations are rewritten to the release's parameter names (text edited in
+    place, comments kept); check mode reports the rewrite without writing and C(--diff) shows it.
+    Without O(migrate) the module is read-only.
+  - Returns what each configuration declares, in the shape
     M(rapids.triton_fil.triton_verify) takes as O(rapids.triton_fil.triton_verify#module:expected_config).
 options:
   path:
@@ -35,6 +46,24 @@ options:
     description: Also fail on warnings (parameters the FIL backend does not know, for example misspelt keys).
     type: bool
     default: false
+  release:
+    description:
+      - The NGC release the repository will be served by, for example C(26.06) or C(26.06-py3).
+      - Takes precedence over O(image). A release newer than the matrix is validated with the newest
+        release's rules and an advisory; an older one is refused.
+    type: str
+  image:
+    description:
+      - The Triton image the deployment serves (for example the gcr_image role's C(gcr_image_source));
+        its tag selects the release when O(release) is not set.
+      - A tag that names no release (C(latest)) validates against the collection's default release, with an advisory.
+    type: str
+  migrate:
+    description:
+      - Rewrite every FIL configuration to the parameter names of the release (renamed parameters get their
+        new name, removed ones are deleted) before validating.
+    type: bool
+    default: false
 requirements:
   - tritonclient[grpc] (brings protobuf)
 attributes:
@@ -43,17 +72,24 @@ attributes:
     support: full
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
-    details: Nothing is ever changed.
+    support: full
+    details: Only O(migrate=true) changes files; the diff shows each rewritten configuration.
 author:
   - rapids.triton_fil contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
-- name: Validate the model repository
+- name: Validate the model repository for the image the deployment mirrors
   rapids.triton_fil.triton_model_repository:
     path: "{{ playbook_dir }}/../model_repository"
+    image: nvcr.io/nvidia/tritonserver:26.06-py3
   register: repo
+
+- name: Rewrite 24.10-era configurations (output_class, storage_type, ...) for 26.06
+  rapids.triton_fil.triton_model_repository:
+    path: "{{ playbook_dir }}/../model_repository"
+    release: "26.06"
+    migrate: true
 
 - name: Compare the served metadata with what the configuration declares
   rapids.triton_fil.triton_verify:
@@ -76,12 +112,35 @@ models:
       inputs: [{name: input__0, data_type: TYPE_FP32, dims: [32]}]
       outputs: [{name: output__0, data_type: TYPE_FP32, dims: [2]}]
       instance_kinds: [KIND_GPU]
-      parameters: {model_type: xgboost_json, output_class: "true", predict_proba: "true"}
+      parameters: {model_type: xgboost_json, is_classifier: "true", predict_proba: "true", threshold: "0.5"}
       model_type: xgboost_json
       model_file: xgboost.json
       num_features: 32
       num_classes: 2
+      task: binary
       config_variants: [configs/cpu.pbtxt]
+release:
+  description: The release the repository was validated against (from the release matrix).
+  returned: always
+  type: dict
+  sample:
+    tag: "26.06"
+    image_tag: 26.06-py3
+    triton_version: 2.70.0
+    parameter_set: "25.09"
+    treelite: 4.7.0
+    gpu_engine: nvForest
+    server_commit: 690f9dd2c16901f1b63d43e73d29f2a623d64c55
+    fil_commit: d71f8ef1648027c6e0514d45f1969751684528b5
+    covered: true
+migrations:
+  description: The configurations O(migrate) rewrote (or would rewrite, in check mode), with what changed.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - file: fil/config.pbtxt
+      notes: [output_class -> is_classifier, storage_type removed (no longer a FIL parameter)]
 problems:
   description: Everything that would keep Triton or the FIL backend from loading a model; each names the file (and line), the field, and the fix.
   returned: always
@@ -96,10 +155,13 @@ advisories:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import releases
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.model_config import (
     HAS_MODEL_CONFIG,
     MODEL_CONFIG_IMPORT_ERROR,
     ModelRepositoryError,
+    migrate_repository,
+    replace_text_file,
     validate_repository,
 )
 
@@ -110,22 +172,55 @@ def main():
             path=dict(type="path", required=True),
             models=dict(type="list", elements="str", default=[]),
             fail_on_warnings=dict(type="bool", default=False),
+            release=dict(type="str"),
+            image=dict(type="str"),
+            migrate=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
     if not HAS_MODEL_CONFIG:
         module.fail_json(msg=missing_required_lib("tritonclient[grpc]"), exception=str(MODEL_CONFIG_IMPORT_ERROR))
+    params = module.params
+    empty = dict(models=[], problems=[], advisories=[], migrations=[])
     try:
-        report = validate_repository(module.params["path"], module.params["models"])
+        release, release_advisories = releases.resolve(release=params["release"], image=params["image"])
+    except releases.ReleaseError as exc:
+        module.fail_json(msg=str(exc), **empty)
+    migrations, diffs = [], []
+    try:
+        if params["migrate"]:
+            changes = migrate_repository(params["path"], release, params["models"])
+            for change in changes:
+                migrations.append({"file": change["file"], "notes": change["notes"]})
+                diffs.append({"before": change["before"], "after": change["after"],
+                              "before_header": change["file"], "after_header": f"{change['file']} ({release['tag']})"})
+                if not module.check_mode:
+                    replace_text_file(change["path"], change["after"])
+        report = validate_repository(params["path"], params["models"], release)
     except ModelRepositoryError as exc:
-        module.fail_json(msg=str(exc), models=[], problems=[str(exc)], advisories=[])
-    findings = report["problems"] + (report["warnings"] if module.params["fail_on_warnings"] else [])
-    for warning in report["warnings"]:
+        failed = dict(empty)
+        failed["problems"] = [str(exc)]
+        module.fail_json(msg=str(exc), **failed)
+    except OSError as exc:
+        module.fail_json(msg=f"path: cannot rewrite a configuration under {params['path']}: {exc}", **empty)
+    if migrations and module.check_mode:
+        # Check mode validates the files as they are; the planned rewrite is what would fix them.
+        report = validate_repository(params["path"], params["models"], release)
+        pending = {m["file"] for m in migrations}
+        report["problems"] = [p for p in report["problems"] if p.split(":", 1)[0] not in pending
+                              or "migrate: true" not in p]
+    warnings = release_advisories + report["warnings"]
+    findings = report["problems"] + (warnings if params["fail_on_warnings"] else [])
+    for warning in warnings:
         module.warn(warning)
-    result = dict(changed=False, models=report["models"], problems=report["problems"], advisories=report["warnings"])
+    result = dict(changed=bool(migrations), models=report["models"], problems=report["problems"], advisories=warnings,
+                  release=report["release"], migrations=migrations)
+    if diffs:
+        result["diff"] = diffs
     if findings:
-        module.fail_json(msg=f"model repository {module.params['path']}: {len(findings)} problem(s); "
-                             "nothing was uploaded:\n- " + "\n- ".join(findings), **result)
+        module.fail_json(msg=f"model repository {params['path']}: {len(findings)} problem(s) for Triton "
+                             f"{release['tag']} ({release.get('triton_version')}); nothing was uploaded:\n- "
+                             + "\n- ".join(findings), **result)
     module.exit_json(**result)
 
 

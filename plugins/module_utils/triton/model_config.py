@@ -5,16 +5,22 @@
 Every config.pbtxt (and configs/<name>.pbtxt variant) is parsed with
 ``tritonclient.grpc.model_config_pb2.ModelConfig`` through ``google.protobuf.text_format``, so a
 field Triton would reject is rejected here, with the file, line and field named. Models served by
-the FIL backend get the backend's own rules on top: parameter names and values, the model file
+the FIL backend get the backend's own rules on top, for the release the deployment serves
+(releases.py: the FIL parameter set of that release, the model formats its Treelite loads):
+parameter names and values (removed and renamed ones named with their replacement), the model file
 that ``model_type`` needs in every version folder, ``input__0``/``output__0`` and, where the model
-file is readable, the feature count and number of classes.
+file is readable, the feature count and number of classes. ``migrate_repository`` rewrites the
+parameters to the release's names, editing the text so that comments stay.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
+import tempfile
+
+from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import pbtxt_edit, releases
+from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.model_files import read_model_facts
 
 try:
     from google.protobuf import text_format
@@ -34,16 +40,6 @@ FIL_MODEL_FILES = {
     "lightgbm": "model.txt",
     "treelite_checkpoint": "checkpoint.tl",
 }
-FIL_BOOLEAN_PARAMETERS = ("output_class", "predict_proba", "use_experimental_optimizations",
-                          "xgboost_allow_unknown_field")
-FIL_CHOICE_PARAMETERS = {
-    "storage_type": ("AUTO", "DENSE", "SPARSE", "SPARSE8"),
-    "algo": ("ALGO_AUTO", "NAIVE", "TREE_REORG", "BATCH_TREE_REORG"),
-    "layout": ("depth_first", "breadth_first", "layered"),
-}
-FIL_INTEGER_PARAMETERS = ("threads_per_tree", "blocks_per_sm", "transfer_threshold", "chunk_size", "cpu_nthread")
-FIL_PARAMETERS = (("model_type", "threshold") + FIL_BOOLEAN_PARAMETERS + tuple(FIL_CHOICE_PARAMETERS)
-                  + FIL_INTEGER_PARAMETERS)
 IGNORED_ENTRIES = ("__pycache__",)
 
 
@@ -79,62 +75,90 @@ def _tensor(tensor):
 
 
 def read_forest_facts(path, model_type):
-    """(num_features, num_classes) from the model file where the format is text we can read; else Nones."""
-    try:
-        if model_type == "xgboost_json":
-            with open(path, encoding="utf-8") as handle:
-                param = json.load(handle)["learner"]["learner_model_param"]
-            classes = int(param.get("num_class", "0") or 0)
-            return int(param["num_feature"]), max(classes, 2)
-        if model_type == "lightgbm":
-            features = classes = None
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                for line in handle:
-                    if line.startswith("max_feature_idx="):
-                        features = int(line.split("=", 1)[1]) + 1
-                    elif line.startswith("num_class="):
-                        classes = max(int(line.split("=", 1)[1]), 2)
-                    elif line.startswith("Tree="):
-                        break
-            return features, classes
-    except (OSError, ValueError, KeyError, TypeError):
-        return None, None
-    return None, None
+    """(num_features, num_classes) from the model file where the format is readable here; else Nones."""
+    facts = read_model_facts(path, model_type)
+    return facts.get("num_features"), facts.get("num_classes")
 
 
-def _fil_rules(name, config_file, config, version_dirs, problems, warnings):
-    """FIL backend rules; returns facts (model_type, model_file, num_features, num_classes)."""
+def _check_value(where, key, spec, value, problems):
+    kind = spec["type"]
+    if kind == "bool" and value not in ("true", "false"):
+        problems.append(f"{where}.{key}: {value!r} must be the string \"true\" or \"false\" (the backend rejects "
+                        "anything else)")
+    elif kind == "choice" and value not in spec["choices"]:
+        problems.append(f"{where}.{key}: {value!r} is not one of {', '.join(spec['choices'])}")
+    elif kind in ("int", "size"):
+        if not re.fullmatch(r"-?\d+" if kind == "int" else r"\d+", value):
+            problems.append(f"{where}.{key}: {value!r} must be {'an' if kind == 'int' else 'a non-negative'} integer")
+        elif spec.get("powers_of_two"):
+            low, high = spec["powers_of_two"]
+            number = int(value)
+            if not (low <= number <= high and number & (number - 1) == 0):
+                problems.append(f"{where}.{key}: {value} must be a power of 2 between {low} and {high}")
+    elif kind == "float":
+        try:
+            number = float(value)
+        except ValueError:
+            problems.append(f"{where}.{key}: {value!r} is not a number, e.g. \"0.5\"")
+            return
+        if key == "threshold" and not 0.0 <= number <= 1.0:
+            problems.append(f"{where}.{key}: {number} is outside 0..1")
+
+
+def _parameter_findings(where, params, release, problems, warnings):
+    """Check the parameters against the release's set; return (is_classifier, predict_proba)."""
+    pset = releases.parameter_set(release)
+    spec = pset["parameters"]
+    tag = release["tag"]
+    for key in sorted(params):
+        if key in spec:
+            _check_value(where, key, spec[key], params[key], problems)
+        elif key in pset["removed"]:
+            removed = pset["removed"][key]
+            replacement = removed["replacement"]
+            effect = ("still uses its value, with a warning" if removed.get("value_kept_by_backend")
+                      else "ignores it, with a warning")
+            problems.append(f"{where}.{key}: removed in FIL 25.09 — Triton {tag}'s backend {effect}; "
+                            + (f"rename it to {replacement}" if replacement else "delete it")
+                            + " (or run triton_model_repository with migrate: true)")
+        elif key in pset["unknown_newer"]:
+            since, older = pset["unknown_newer"][key]
+            problems.append(f"{where}.{key}: introduced in FIL {since}; Triton {tag}'s backend does not read it — "
+                            f"use {older} (or run triton_model_repository with migrate: true)")
+        else:
+            warnings.append(f"{where}.{key}: not a FIL parameter in Triton {tag} (known: {', '.join(sorted(spec))}); "
+                            "the backend ignores it — check the spelling")
+    for key, why in pset["deprecated"].items():
+        if key in params:
+            warnings.append(f"{where}.{key}: {why}")
+    classifier_key = pset["classifier_key"]
+    classifier_value = params.get(classifier_key)
+    if classifier_value is None:
+        # 25.09+ still honours a removed output_class (src/shared_state.h); its problem is reported above.
+        classifier_value = params.get("output_class") if "output_class" in pset["removed"] else None
+    if classifier_value is None:
+        problems.append(f"{where}.{classifier_key}: missing; Triton {tag}'s backend requires it (\"Required parameter "
+                        f"{classifier_key} not found in config\") — \"true\" for classifiers, \"false\" for regressors")
+    is_classifier = classifier_value == "true"
+    if is_classifier and "threshold" not in params:
+        problems.append(f"{where}.threshold: missing; the backend reads it without a default when {classifier_key} is "
+                        "\"true\" (src/shared_state.h) — set it, e.g. \"0.5\"")
+    predict_proba = params.get("predict_proba", "false") == "true"
+    if predict_proba and classifier_value is not None and not is_classifier:
+        problems.append(f"{where}.predict_proba: \"true\" needs {classifier_key} \"true\" (probabilities are per class)")
+    return is_classifier, predict_proba
+
+
+def _fil_rules(name, config_file, config, version_dirs, problems, warnings, release):
+    """FIL backend rules for the release; returns facts (model_type, model_file, num_features, num_classes)."""
     params = {key: value.string_value for key, value in config.parameters.items()}
     where = f"{config_file}: parameters"
-    for key in sorted(set(params) - set(FIL_PARAMETERS)):
-        warnings.append(f"{where}.{key}: not a FIL backend parameter (known: {', '.join(sorted(FIL_PARAMETERS))}); "
-                        "the backend ignores it — check the spelling")
     model_type = params.get("model_type")
     if model_type is None:
         problems.append(f"{where}.model_type: missing; set it to one of {', '.join(FIL_MODEL_FILES)}")
     elif model_type not in FIL_MODEL_FILES:
-        problems.append(f"{where}.model_type: {model_type!r} is not one of {', '.join(FIL_MODEL_FILES)}")
         model_type = None
-    for key in FIL_BOOLEAN_PARAMETERS:
-        if key in params and params[key] not in ("true", "false"):
-            problems.append(f"{where}.{key}: {params[key]!r} must be the string \"true\" or \"false\"")
-    for key, choices in FIL_CHOICE_PARAMETERS.items():
-        if key in params and params[key] not in choices:
-            problems.append(f"{where}.{key}: {params[key]!r} is not one of {', '.join(choices)}")
-    for key in FIL_INTEGER_PARAMETERS:
-        if key in params and not re.fullmatch(r"-?\d+", params[key]):
-            problems.append(f"{where}.{key}: {params[key]!r} must be an integer")
-    if "threshold" in params:
-        try:
-            threshold = float(params["threshold"])
-            if not 0.0 <= threshold <= 1.0:
-                problems.append(f"{where}.threshold: {threshold} is outside 0..1")
-        except ValueError:
-            problems.append(f"{where}.threshold: {params['threshold']!r} is not a number, e.g. \"0.5\"")
-    output_class = params.get("output_class", "true") == "true"
-    predict_proba = params.get("predict_proba", "false") == "true"
-    if predict_proba and not output_class:
-        problems.append(f"{where}.predict_proba: \"true\" needs output_class \"true\" (probabilities are per class)")
+    is_classifier, predict_proba = _parameter_findings(where, params, release, problems, warnings)
 
     if config.max_batch_size <= 0:
         problems.append(f"{config_file}: max_batch_size: the FIL backend batches rows; set it > 0 (e.g. 32768)")
@@ -153,25 +177,38 @@ def _fil_rules(name, config_file, config, version_dirs, problems, warnings):
                 problems.append(f"{config_file}: {kind} {tensor.name}.dims: {list(tensor.dims)}; give one "
                                 "dimension (features for the input, values per row for the output)")
 
-    facts = {"model_type": model_type, "model_file": None, "num_features": None, "num_classes": None}
+    facts = {"model_type": model_type, "model_file": None, "num_features": None, "num_classes": None, "task": None}
     if model_type is None:
         return facts
     filename = config.default_model_filename or FIL_MODEL_FILES[model_type]
     facts["model_file"] = filename
+    file_facts = None
     for version in version_dirs:
         path = os.path.join(version, filename)
         if not os.path.isfile(path):
             problems.append(f"{name}/{os.path.basename(version)}/{filename}: missing; model_type "
                             f"{model_type!r} reads {filename} from every version folder")
-        elif facts["num_features"] is None:
-            facts["num_features"], facts["num_classes"] = read_forest_facts(path, model_type)
+            continue
+        this = read_model_facts(path, model_type)
+        label = f"{name}/{os.path.basename(version)}/{filename}"
+        file_problems, file_advisories = releases.model_file_findings(release, model_type, this)
+        problems.extend(f"{label}: {p}" for p in file_problems)
+        warnings.extend(f"{label}: {a}" for a in file_advisories)
+        if file_facts is None:
+            file_facts = this
+    file_facts = file_facts or {}
+    facts.update(num_features=file_facts.get("num_features"), num_classes=file_facts.get("num_classes"),
+                 task=file_facts.get("task"))
     features, classes = facts["num_features"], facts["num_classes"]
     if features and len(config.input) == 1 and len(config.input[0].dims) == 1:
         declared = int(config.input[0].dims[0])
         if declared not in (features, -1):
             problems.append(f"{config_file}: input {config.input[0].name}.dims: [{declared}] but {filename} "
                             f"has {features} features; set dims: [ {features} ]")
-    if classes and output_class and len(config.output) == 1 and len(config.output[0].dims) == 1:
+    if facts["task"] == "regressor" and is_classifier:
+        warnings.append(f"{where}: {filename} is a regressor ({file_facts.get('objective')}) but the configuration "
+                        "says it is a classifier; the backend would threshold its outputs")
+    if classes and classes > 1 and is_classifier and len(config.output) == 1 and len(config.output[0].dims) == 1:
         want = classes if predict_proba else 1
         declared = int(config.output[0].dims[0])
         if declared != want:
@@ -181,8 +218,140 @@ def _fil_rules(name, config_file, config, version_dirs, problems, warnings):
     return facts
 
 
-def validate_model(root, name):
-    """(model facts, problems, warnings) for the model folder root/name."""
+# Renames between the two parameter sets, for migrate: true (see releases.PARAMETER_SETS).
+# algo NAIVE is the breadth-first layout (r24.10 docs/model_config.md: "NAIVE uses a breadth-first
+# layout"); the other algo values have no layout counterpart and are dropped (layout then defaults
+# to depth_first). threads_per_tree and chunk_size are the pair the 25.09 backend names itself.
+def migration_edits(params, release):
+    """[(edit, note)] turning params into the parameter set of the release."""
+    pset_name = release["parameter_set"]
+    edits = []
+    if pset_name == "25.09":
+        if "output_class" in params:
+            if "is_classifier" in params:
+                edits.append(({"key": "output_class", "op": "delete"},
+                              "output_class removed (is_classifier is set; note the 25.09+ backend let output_class win)"))
+            else:
+                edits.append(({"key": "output_class", "op": "rename", "new_key": "is_classifier"},
+                              "output_class -> is_classifier"))
+        if "algo" in params:
+            if params["algo"] == "NAIVE" and "layout" not in params:
+                edits.append(({"key": "algo", "op": "rename", "new_key": "layout", "new_value": "breadth_first"},
+                              "algo NAIVE -> layout breadth_first"))
+            else:
+                edits.append(({"key": "algo", "op": "delete"},
+                              f"algo {params['algo']} removed (no layout equivalent; layout defaults to depth_first)"))
+        if "threads_per_tree" in params:
+            value = params["threads_per_tree"]
+            valid = value.isdigit() and 1 <= int(value) <= 32 and int(value) & (int(value) - 1) == 0
+            if valid and "chunk_size" not in params:
+                edits.append(({"key": "threads_per_tree", "op": "rename", "new_key": "chunk_size"},
+                              "threads_per_tree -> chunk_size (a tuning value: measure again)"))
+            else:
+                edits.append(({"key": "threads_per_tree", "op": "delete"}, "threads_per_tree removed"))
+        for key in ("storage_type", "blocks_per_sm"):
+            if key in params:
+                edits.append(({"key": key, "op": "delete"}, f"{key} removed (no longer a FIL parameter)"))
+    else:
+        if "is_classifier" in params:
+            if "output_class" in params:
+                edits.append(({"key": "is_classifier", "op": "delete"}, "is_classifier removed (output_class is set)"))
+            else:
+                edits.append(({"key": "is_classifier", "op": "rename", "new_key": "output_class"},
+                              "is_classifier -> output_class"))
+        if "layout" in params:
+            if params["layout"] == "breadth_first" and "algo" not in params:
+                edits.append(({"key": "layout", "op": "rename", "new_key": "algo", "new_value": "NAIVE"},
+                              "layout breadth_first -> algo NAIVE"))
+            else:
+                edits.append(({"key": "layout", "op": "delete"}, "layout removed (algo defaults to ALGO_AUTO)"))
+        if "chunk_size" in params:
+            if "threads_per_tree" not in params and params["chunk_size"].isdigit():
+                edits.append(({"key": "chunk_size", "op": "rename", "new_key": "threads_per_tree"},
+                              "chunk_size -> threads_per_tree (a tuning value: measure again)"))
+            else:
+                edits.append(({"key": "chunk_size", "op": "delete"}, "chunk_size removed"))
+    return edits
+
+
+def _expected_after(config, edits):
+    """The ModelConfig the edits must produce (to check the text edit)."""
+    want = model_config_pb2.ModelConfig()
+    want.CopyFrom(config)
+    for edit, _note in edits:
+        old = want.parameters[edit["key"]].string_value
+        del want.parameters[edit["key"]]
+        if edit["op"] == "delete":
+            continue
+        want.parameters[edit.get("new_key") or edit["key"]].string_value = (
+            edit["new_value"] if edit.get("new_value") is not None else old)
+    return want
+
+
+def migrate_text(text, release, source="config.pbtxt"):
+    """(new text, notes) with the FIL parameters of a config.pbtxt renamed for the release; same text if none apply."""
+    config = parse_config_text(text, source)
+    if config.backend != "fil":
+        return text, []
+    params = {key: value.string_value for key, value in config.parameters.items()}
+    edits = migration_edits(params, release)
+    if not edits:
+        return text, []
+    want = _expected_after(config, edits)
+    notes = [note for _edit, note in edits]
+    try:
+        new_text = pbtxt_edit.apply(text, [edit for edit, _note in edits])
+        if parse_config_text(new_text, source) == want:
+            return new_text, notes
+    except (pbtxt_edit.PbtxtEditError, ValueError, IndexError):
+        pass
+    # The in-place edit did not give the intended message: write Triton's canonical text instead.
+    return text_format.MessageToString(want), notes + ["rewritten in protobuf's canonical text format (comments dropped)"]
+
+
+def replace_text_file(path, text):
+    """Replace path atomically (a temporary file in the same folder, then rename), keeping its mode."""
+    mode = os.stat(path).st_mode & 0o7777
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".migrate-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def migrate_repository(path, release, models=None):
+    """[{'file', 'before', 'after', 'notes'}] for every configuration the release needs rewritten."""
+    changes = []
+    for name in _model_entries(path, models):
+        model_dir = os.path.join(path, name)
+        files = ["config.pbtxt"]
+        configs_dir = os.path.join(model_dir, "configs")
+        if os.path.isdir(configs_dir):
+            files += sorted(f"configs/{e}" for e in os.listdir(configs_dir) if e.endswith(".pbtxt"))
+        for label in files:
+            full = os.path.join(model_dir, label)
+            if not os.path.isfile(full):
+                continue
+            with open(full, encoding="utf-8") as handle:
+                before = handle.read()
+            try:
+                after, notes = migrate_text(before, release, f"{name}/{label}")
+            except ValueError:
+                continue  # validation reports the parse error
+            if after != before:
+                changes.append({"file": f"{name}/{label}", "path": full, "before": before, "after": after,
+                                "notes": notes})
+    return changes
+
+
+def validate_model(root, name, release=None):
+    """(model facts, problems, warnings) for the model folder root/name, against the release's FIL rules."""
+    release = release or releases.RELEASES[releases.DEFAULT_RELEASE]
     model_dir = os.path.join(root, name)
     problems, warnings = [], []
     config_path = os.path.join(model_dir, "config.pbtxt")
@@ -215,7 +384,7 @@ def validate_model(root, name):
             problems.append(f"{config_file}: backend: missing; set backend: \"fil\" for forest models")
         facts = {}
         if config.backend == "fil":
-            facts = _fil_rules(name, config_file, config, version_dirs, problems, warnings)
+            facts = _fil_rules(name, config_file, config, version_dirs, problems, warnings, release)
         if label != "config.pbtxt":
             continue
         as_dict = MessageToDict(config, preserving_proto_field_name=True)
@@ -234,15 +403,11 @@ def validate_model(root, name):
             "config_variants": [v[0] for v in variants[1:]],
         }
         model.update(facts)
-    return model, problems, warnings
+    # The model file is checked once per configuration variant; say each finding once.
+    return model, list(dict.fromkeys(problems)), list(dict.fromkeys(warnings))
 
 
-def validate_repository(path, models=None):
-    """Validate every model folder under path (or only those named in models).
-
-    Returns {'path', 'models': [...], 'problems': [...], 'warnings': [...]}; raises
-    ModelRepositoryError when the repository itself is unusable.
-    """
+def _model_entries(path, models=None):
     if not HAS_MODEL_CONFIG:
         raise ModelRepositoryError(f"tritonclient[grpc] and protobuf are required: {MODEL_CONFIG_IMPORT_ERROR}")
     if not os.path.isdir(path):
@@ -256,12 +421,31 @@ def validate_repository(path, models=None):
             raise ModelRepositoryError(f"models: {', '.join(missing)} not found under {path} "
                                        f"(found: {', '.join(entries) or 'nothing'})")
         entries = [e for e in entries if e in models]
-    result = {"path": path, "models": [], "problems": [], "warnings": []}
+    return entries
+
+
+def release_summary(release):
+    """The release facts a module returns (what the repository was validated against)."""
+    keys = ("tag", "image_tag", "triton_version", "parameter_set", "treelite", "gpu_engine", "server_commit",
+            "fil_commit", "covered", "assumed_from")
+    return {k: release.get(k) for k in keys if k in release}
+
+
+def validate_repository(path, models=None, release=None):
+    """Validate every model folder under path (or only those named in models) against a release.
+
+    release: facts from releases.resolve() (default: the collection's default release).
+    Returns {'path', 'models': [...], 'problems': [...], 'warnings': [...], 'release': {...}}; raises
+    ModelRepositoryError when the repository itself is unusable.
+    """
+    release = release or releases.RELEASES[releases.DEFAULT_RELEASE]
+    entries = _model_entries(path, models)
+    result = {"path": path, "models": [], "problems": [], "warnings": [], "release": release_summary(release)}
     if not entries:
         result["problems"].append(f"{path}: no model folders; a repository holds <model>/config.pbtxt and "
                                   "<model>/<version>/<model file>")
     for name in entries:
-        model, problems, warnings = validate_model(path, name)
+        model, problems, warnings = validate_model(path, name, release)
         if model is not None:
             result["models"].append(model)
         result["problems"] += problems

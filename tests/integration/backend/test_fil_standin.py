@@ -6,6 +6,9 @@ every answer is compared with what xgboost / lightgbm predict for the same rows.
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
 import subprocess
 import textwrap
 
@@ -24,7 +27,8 @@ FEATURES = 6
 ROWS = 16
 
 
-def config(name, model_type, output_dims, output_class, predict_proba="false", extra=""):
+def config(name, model_type, output_dims, output_class, predict_proba="false", extra="", classifier_key="output_class",
+           more_parameters=""):
     return textwrap.dedent(f"""\
         name: "{name}"
         backend: "fil"
@@ -34,8 +38,8 @@ def config(name, model_type, output_dims, output_class, predict_proba="false", e
         instance_group [ {{ kind: KIND_CPU }} ]
         parameters [
           {{ key: "model_type" value: {{ string_value: "{model_type}" }} }},
-          {{ key: "output_class" value: {{ string_value: "{output_class}" }} }},
-          {{ key: "predict_proba" value: {{ string_value: "{predict_proba}" }} }},
+          {{ key: "{classifier_key}" value: {{ string_value: "{output_class}" }} }},
+          {{ key: "predict_proba" value: {{ string_value: "{predict_proba}" }} }},{more_parameters}
           {{ key: "threshold" value: {{ string_value: "0.3" }} }}
         ]
         {extra}""")
@@ -75,6 +79,7 @@ def served(tmp_path_factory):
         "xgb_model_regression": regression.predict(xgb.DMatrix(rows)).reshape(-1, 1),
         "lightgbm_proba": np.stack([1 - p_light, p_light], axis=1),
         "treelite_checkpoint_proba": np.stack([1 - p_bin, p_bin], axis=1),
+        "xgb_json_proba_25_09": np.stack([1 - p_bin, p_bin], axis=1),
     }
 
     root = tmp_path_factory.mktemp("fil_repo")
@@ -87,12 +92,24 @@ def served(tmp_path_factory):
     write_model(root, "xgb_ubj_multi_class", "xgboost.ubj", multi.save_model,
                 config("xgb_ubj_multi_class", "xgboost_ubj", 1, "true"))
     write_model(root, "xgb_model_regression", "forest.bin", lambda p: regression.save_model(p + ".ubj"),
-                config("xgb_model_regression", "xgboost", 1, "false", extra='default_model_filename: "forest.bin.ubj"'))
+                config("xgb_model_regression", "xgboost_ubj", 1, "false", extra='default_model_filename: "forest.bin.ubj"'))
+    # model_type xgboost is the legacy binary (XGBoost <= 3.0 wrote it; the fixture records 3.0's predictions).
+    write_model(root, "xgb_legacy_proba", "xgboost.model",
+                lambda p: shutil.copy(REPO / "tests" / "fixtures" / "xgboost_legacy" / "xgboost.model", p),
+                config("xgb_legacy_proba", "xgboost", 2, "true", "true"))
     write_model(root, "lightgbm_proba", "model.txt", light.save_model,
                 config("lightgbm_proba", "lightgbm", 2, "true", "true"))
     write_model(root, "treelite_checkpoint_proba", "checkpoint.tl",
                 lambda p: treelite.frontend.from_xgboost(binary).serialize(p),
                 config("treelite_checkpoint_proba", "treelite_checkpoint", 2, "true", "true"))
+    # The 25.09+ parameter set (is_classifier, layout, chunk_size) gives the same answers.
+    write_model(root, "xgb_json_proba_25_09", "xgboost.json", binary.save_model,
+                config("xgb_json_proba_25_09", "xgboost_json", 2, "true", "true", classifier_key="is_classifier",
+                       more_parameters='{ key: "layout" value: { string_value: "depth_first" } },'
+                                       '{ key: "chunk_size" value: { string_value: "4" } },'))
+    # Neither output_class nor is_classifier: the real backend refuses ("Required parameter").
+    write_model(root, "no_classifier_key", "xgboost.json", binary.save_model,
+                config("no_classifier_key", "xgboost_json", 2, "true", "true", classifier_key="layout"))
     # A model whose declared features disagree with its file must fail to load, loudly.
     write_model(root, "wrong_features", "xgboost.json", binary.save_model,
                 config("wrong_features", "xgboost_json", 2, "true", "true").replace(f"dims: [ {FEATURES} ]", "dims: [ 5 ]"))
@@ -125,7 +142,7 @@ def infer(client, model, rows):
 
 @pytest.mark.parametrize("model", [
     "xgb_json_proba", "xgb_json_class", "xgb_ubj_multi_proba", "xgb_ubj_multi_class",
-    "xgb_model_regression", "lightgbm_proba", "treelite_checkpoint_proba",
+    "xgb_model_regression", "lightgbm_proba", "treelite_checkpoint_proba", "xgb_json_proba_25_09",
 ])
 def test_stand_in_matches_the_library(served, model):
     client, rows, expectations, _log = served
@@ -149,3 +166,20 @@ def test_mismatched_feature_count_fails_to_load_with_reason(served):
     log = log_file.read_text(errors="replace")
     assert "input input__0 declares 5 features but xgboost.json was trained on 6" in log
     assert "LOCAL CPU STAND-IN" in log
+
+
+def test_both_parameter_sets_load_and_the_log_says_which(served):
+    client, log_file = served[0], served[3]
+    log = log_file.read_text(errors="replace")
+    assert re.search(r"model 'xgb_json_proba_25_09' .*parameter set 25\.09\+ \(is_classifier\)", log), log[-2000:]
+    assert re.search(r"model 'xgb_json_proba' .*parameter set 24\.10-25\.08 \(output_class\)", log)
+    assert not client.is_model_ready("no_classifier_key")
+    assert "Required parameter is_classifier not found in config" in log
+
+
+def test_legacy_binary_matches_what_xgboost_predicted_when_it_wrote_it(served):
+    client = served[0]
+    recorded = json.loads((REPO / "tests" / "fixtures" / "xgboost_legacy" / "predictions.json").read_text())
+    got = infer(client, "xgb_legacy_proba", np.asarray(recorded["rows"], dtype=np.float32))
+    p = np.asarray(recorded["probability"])
+    np.testing.assert_allclose(got, np.stack([1 - p, p], axis=1), rtol=1e-5, atol=1e-6)

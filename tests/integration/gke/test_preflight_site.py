@@ -48,3 +48,21 @@ def test_unusable_credentials_are_a_preflight_problem(gke, fake_gcs, tmp_path):
     assert problem.startswith("gcp_auth_kind: no access token with auth_kind=serviceaccount: service_account_file")
     assert "does not exist" in problem
     assert gke.requests == []
+
+
+def test_models_are_checked_for_the_release_the_image_serves(gke, fake_gcs, tmp_path):
+    """An inventory pinned to 24.10 is stopped in preflight: that release's Treelite cannot parse the sample model."""
+    inv = inventory(tmp_path, gke, fake_gcs, gcr_image_source="nvcr.io/nvidia/tritonserver:24.10-py3",
+                    gcr_image_tag="24.10-py3")
+    fake_gcs.mark()
+    run = run_playbook(REPO / "playbooks" / "site.yml", inventory=inv, limit="bad-project")
+    assert run.rc != 0
+    result = run.result("Check every setting and the model repository; fail once with all problems", "bad-project")
+    problems = result["problems"]
+    assert any(p.startswith("gcs_models_src: fil/1/xgboost.json: written by XGBoost 3.2.0, whose files Triton "
+                            "24.10's Treelite 4.3.0 cannot parse") for p in problems), problems
+    # The shipped configuration is in the 25.09+ names, which 24.10 does not read.
+    assert "gcs_models_src: fil/config.pbtxt: parameters.is_classifier: introduced in FIL 25.09; Triton 24.10's " \
+           "backend does not read it — use output_class (or run triton_model_repository with migrate: true)" in problems
+    assert len(problems) == 5, problems  # is_classifier and output_class, in both configurations, and the file
+    assert gke.requests == [] and fake_gcs.writes() == []

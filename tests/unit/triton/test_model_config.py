@@ -73,9 +73,12 @@ def test_missing_model_file_for_model_type(repo):
 
 @pytest.mark.parametrize("old,new,expected", [
     ('"true" }\n  },\n  {\n    key: "predict_proba"', '"yes" }\n  },\n  {\n    key: "predict_proba"',
-     "parameters.output_class: 'yes' must be the string \"true\" or \"false\""),
+     "parameters.is_classifier: 'yes' must be the string \"true\" or \"false\""),
     ('"0.5"', '"high"', "parameters.threshold: 'high' is not a number"),
-    ('"AUTO"', '"COMPRESSED"', "parameters.storage_type: 'COMPRESSED' is not one of AUTO, DENSE, SPARSE, SPARSE8"),
+    ('"0.5" }', '"0.5" }\n  },\n  {\n    key: "layout"\n    value: { string_value: "NAIVE" }',
+     "parameters.layout: 'NAIVE' is not one of depth_first, breadth_first, layered"),
+    ('"0.5" }', '"0.5" }\n  },\n  {\n    key: "chunk_size"\n    value: { string_value: "3" }',
+     "parameters.chunk_size: 3 must be a power of 2 between 1 and 32"),
     ('"xgboost_json"', '"catboost"', "parameters.model_type: 'catboost' is not one of"),
     ("dims: [ 32 ]", "dims: [ 31 ]", "input input__0.dims: [31] but xgboost.json has 32 features; set dims: [ 32 ]"),
     ("dims: [ 2 ]", "dims: [ 1 ]", "output output__0.dims: [1] but predict_proba gives one value per class"),
@@ -90,10 +93,12 @@ def test_fil_rules_name_field_and_fix(repo, old, new, expected):
 
 
 def test_unknown_fil_parameter_is_a_warning_not_a_problem(repo):
-    edit(repo / "fil" / "config.pbtxt", 'key: "storage_type"', 'key: "storage_typ"')
+    edit(repo / "fil" / "config.pbtxt", 'key: "threshold"\n    value: { string_value: "0.5" }',
+         'key: "threshold"\n    value: { string_value: "0.5" }\n  },\n  {\n    key: "layuot"\n'
+         '    value: { string_value: "depth_first" }')
     report = validate_repository(str(repo))
     assert report["problems"] == []
-    assert len(report["warnings"]) == 1 and "parameters.storage_typ" in report["warnings"][0]
+    assert len(report["warnings"]) == 1 and "parameters.layuot: not a FIL parameter in Triton 26.06" in report["warnings"][0]
 
 
 def test_missing_version_folder_and_config(repo):
