@@ -239,7 +239,11 @@ def test_metrics_adapter_applies_under_workload_identity_and_waits(runs):
     assert {a["metadata"]["name"] for a in api.items("apiservices")} == {
         "v1beta1.custom.metrics.k8s.io", "v1beta2.custom.metrics.k8s.io", "v1beta1.external.metrics.k8s.io"}
     deployment = api.get("deployments", "custom-metrics-stackdriver-adapter", "custom-metrics")
-    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":v0.15.1-gke.0")
+    manifest = yaml.safe_load((REPO / "roles" / "metrics_adapter" / "files" /
+                               "custom-metrics-stackdriver-adapter.yaml").read_text())
+    pinned = next(o for o in manifest["items"] if o["kind"] == "Deployment")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == \
+        pinned["spec"]["template"]["spec"]["containers"][0]["image"]
     created = [c for c in changes["daemonset"] if c[0] == "POST" and c[1] != "daemonsets"]
     assert len(created) == 13 and created[0][1] == "namespaces" and created[1][1] == "serviceaccounts"
     wait = first.result("Wait until every APIService of the adapter is Available (one retry line per poll)",
@@ -263,7 +267,8 @@ def test_second_run_changes_nothing(runs):
 def test_metrics_adapter_names_the_apiservice_that_is_not_available(runs):
     first = runs.first
     msg = messages(first.result("Explain which APIService is not Available", host="apiservice-deadline"))
-    assert "not Available: v1beta1.custom.metrics.k8s.io, v1beta1.external.metrics.k8s.io" in msg
+    assert ("not Available: v1beta1.custom.metrics.k8s.io, v1beta2.custom.metrics.k8s.io, "
+            "v1beta1.external.metrics.k8s.io") in msg
     assert "have no addresses" in msg
     assert "roles/monitoring.viewer" in msg
 
