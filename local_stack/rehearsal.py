@@ -11,8 +11,8 @@ On top of the local stack (fake-gcs-server, tritonserver with the CPU fil stand-
   local tritonserver;
 - the GKE, IAM and Artifact Registry simulators; GKE's clusters hand out that control plane;
 - a control endpoint (``TRITON_FIL_REHEARSAL_CONTROL``) that tests and ``run`` use: ``GET /writes``
-  (write calls at every server since the last ``POST /mark``), ``POST /metric`` (a point of the HPA's
-  metric in Cloud Monitoring).
+  (write calls at every server since the last ``POST /mark``), ``GET /audit`` (the API server's audit events
+  since then), ``POST /metric`` (the HPA's metric in Cloud Monitoring, for a while).
 
 CLI:
   rehearsal.py run [--run-dir D] [--keep]   site.yml twice (second: changed=0, no writes), then teardown
@@ -195,6 +195,22 @@ class RehearsalSupervisor(Supervisor):
             "kubernetes": [f"{e['user']['username']} {e['verb']} {e.get('requestURI', '')}" for e in kube],
         }
 
+    def audit(self):
+        """The API server's audit events (clients under test) since the last mark, in short."""
+        since = self.marks["kubernetes"]
+        found, seen = [], set()
+        for event in self.control_plane.audit_events():
+            # A long-running request (port-forward, watch) is logged at ResponseStarted and ResponseComplete.
+            if event.get("requestReceivedTimestamp", "") < since or event.get("auditID") in seen:
+                continue
+            seen.add(event.get("auditID"))
+            ref = event.get("objectRef") or {}
+            found.append({"user": (event.get("user") or {}).get("username", ""), "verb": event.get("verb"),
+                          "uri": event.get("requestURI", ""), "resource": ref.get("resource", ""),
+                          "subresource": ref.get("subresource", ""), "namespace": ref.get("namespace", ""),
+                          "name": ref.get("name", ""), "code": (event.get("responseStatus") or {}).get("code")})
+        return found
+
     def _serve_control(self):
         supervisor = self
 
@@ -211,7 +227,10 @@ class RehearsalSupervisor(Supervisor):
                 self.wfile.write(data)
 
             def do_GET(self):  # noqa: N802
-                self._reply(supervisor.writes())
+                if self.path == "/audit":
+                    self._reply(supervisor.audit())
+                else:
+                    self._reply(supervisor.writes())
 
             def do_POST(self):  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")

@@ -650,10 +650,13 @@ class ControlPlane:
         A write is a request that can change stored state: create, update, patch or delete, but not a
         server-side dry run (dryRun=All stores nothing) nor a review (access and token reviews are answers).
         """
-        found = []
+        found, seen = [], set()
         for event in self.audit_events():
             if event.get("verb") not in WRITE_VERBS or "dryRun=" in event.get("requestURI", ""):
                 continue
+            if event.get("auditID") in seen:
+                continue
+            seen.add(event.get("auditID"))
             if (event.get("objectRef") or {}).get("resource", "").endswith("reviews"):
                 continue
             if since and event.get("requestReceivedTimestamp", "") < since:

@@ -221,3 +221,23 @@ def test_a_kubernetes_target_deployed_from_scratch_by_the_deployer(rehearsal, co
     second = run_playbook(REPO / "playbooks" / "site.yml", inventory=inventory, env=rehearsal)
     assert second.rc == 0 and second.changed == 0, second.stdout[-4000:]
     assert not any(control(rehearsal, "/writes").values())
+
+
+def test_the_metrics_adapter_runs_under_workload_identity_and_is_available(rehearsal, converged, tmp_path):
+    import kubernetes  # pylint: disable=import-outside-toplevel
+    client = admin_client(rehearsal)
+    account = kubernetes.client.CoreV1Api(client).read_namespaced_service_account(
+        "custom-metrics-stackdriver-adapter", "custom-metrics")
+    assert account.metadata.annotations["iam.gke.io/gcp-service-account"] == (
+        f"triton-fil-metrics@{rehearsal['TRITON_FIL_PROJECT']}.iam.gserviceaccount.com")
+    services = kubernetes.client.ApiregistrationV1Api(client).list_api_service().items
+    available = {s.metadata.name for s in services
+                 if any(c.type == "Available" and c.status == "True" for c in s.status.conditions or [])}
+    assert {"v1beta1.custom.metrics.k8s.io", "v1beta2.custom.metrics.k8s.io",
+            "v1beta1.external.metrics.k8s.io"} <= available
+
+    run = role(rehearsal, "metrics_adapter", tmp_path, metrics_adapter_timeout=2,
+               metrics_adapter_apiservices=["v1beta1.external.metrics.k8s.io", "v1beta1.nothing.example.com"])
+    assert run.rc != 0
+    msg = run.result("Explain which APIService is not Available")["msg"]
+    assert "not Available: v1beta1.nothing.example.com" in msg and "roles/monitoring.viewer" in msg
