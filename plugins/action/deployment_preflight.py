@@ -212,8 +212,8 @@ class ActionModule(ActionBase):
 
         module_settings = {k: (SECRET if k in secrets and v not in (None, "") else v) for k, v in values.items()}
         module_args = dict(args, settings=module_settings, target=target, roles=roles, skip=sorted(failing))
-        module_result = self._execute_module(module_name="rapids.triton_fil.deployment_preflight",
-                                              module_args=module_args, task_vars=task_vars)
+        module_result = self._execute_module(
+            module_name="rapids.triton_fil.deployment_preflight", module_args=module_args, task_vars=task_vars)
         if module_result.get("failed") and "problems" not in module_result:
             return dict(result, **module_result)
 
