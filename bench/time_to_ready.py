@@ -83,6 +83,8 @@ def write_inventory(path, name, sim, iam, gcs_url, source, dest, work):
         "workload_identity_iam_endpoint": iam.urls["iam"],
         "workload_identity_resourcemanager_endpoint": iam.urls["resourcemanager"],
         "workload_identity_storage_endpoint": iam.urls["storage"],
+        # No Compute / Service Usage server here: the preflight's live questions are not asked.
+        "preflight_live_checks": False,
         # The Kubernetes and verify plays are not run (--tags); their argument specs still resolve.
         "triton_fil_endpoint": {"http_url": "http://unused", "grpc_url": "unused:0", "metrics_url": ""},
     }

@@ -47,10 +47,14 @@ from local_stack.stack import LocalStack, Supervisor, log  # noqa: E402  pylint:
 # The Google API simulators live with the tests that grew them; the rehearsal is their second user.
 sys.path.insert(0, str(REPO / "tests"))
 from simulators.artifact_registry import ArtifactRegistrySimulator  # noqa: E402  pylint: disable=wrong-import-position
+from simulators.compute import ComputeSimulator  # noqa: E402  pylint: disable=wrong-import-position
 from simulators.gke import GkeSimulator  # noqa: E402  pylint: disable=wrong-import-position
 from simulators.iam import IamSimulator  # noqa: E402  pylint: disable=wrong-import-position
 
 PROJECT = "triton-fil-rehearsal"
+SERVICES = ["compute.googleapis.com", "container.googleapis.com", "storage.googleapis.com",
+            "artifactregistry.googleapis.com", "iam.googleapis.com", "cloudresourcemanager.googleapis.com",
+            "monitoring.googleapis.com", "containerfilesystem.googleapis.com"]
 BUCKET = f"{PROJECT}-models"
 CREATOR = f"triton-fil-creator@{PROJECT}.iam.gserviceaccount.com"
 DEPLOYER = f"triton-fil-deployer@{PROJECT}.iam.gserviceaccount.com"
@@ -111,6 +115,12 @@ class RehearsalSupervisor(Supervisor):
         self.iam = IamSimulator().serve()
         self.iam.add_bucket(BUCKET, PROJECT)
         self.artifact_registry = ArtifactRegistrySimulator()
+        # What preflight's live checks ask Compute and Service Usage: the APIs on, T4s in the zone, quota.
+        self.compute = ComputeSimulator().serve()
+        self.compute.project(PROJECT, SERVICES)
+        for zone in ("us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f"):
+            self.compute.offer(zone, "nvidia-tesla-t4", max_cards=4)
+        self.compute.quota(PROJECT, "us-central1", "NVIDIA_T4_GPUS", 16, 0)
         self.marks = {}
         self.mark()
         self.control = self._serve_control()
@@ -124,6 +134,8 @@ class RehearsalSupervisor(Supervisor):
             "TRITON_FIL_RESOURCEMANAGER_ENDPOINT": self.iam.urls["resourcemanager"],
             "TRITON_FIL_STORAGE_IAM_ENDPOINT": self.iam.urls["storage"],
             "TRITON_FIL_ARTIFACT_REGISTRY_ENDPOINT": self.artifact_registry.url,
+            "TRITON_FIL_COMPUTE_ENDPOINT": self.compute.urls["compute"],
+            "TRITON_FIL_SERVICEUSAGE_ENDPOINT": self.compute.urls["serviceusage"],
             "TRITON_FIL_CREATOR": CREATOR,
             "TRITON_FIL_CREATOR_KEY": str(self.run_dir / "identity" / f"{CREATOR.split('@')[0]}-key.json"),
             "TRITON_FIL_DEPLOYER": DEPLOYER,
@@ -142,7 +154,7 @@ class RehearsalSupervisor(Supervisor):
             if server:
                 server.shutdown()
                 server.server_close()
-        for name in ("gke", "iam", "artifact_registry"):
+        for name in ("gke", "iam", "artifact_registry", "compute"):
             sim = getattr(self, name, None)
             if sim:
                 sim.close()
@@ -179,6 +191,7 @@ class RehearsalSupervisor(Supervisor):
     def mark(self):
         self.gke.reset_log()
         self.iam.reset_log()
+        self.compute.reset_log()
         self.marks = {"artifact_registry": len(self.artifact_registry.writes()),
                       "gcs": log_size(self.run_dir / "fake-gcs-server.log"),
                       "registry": log_size(self.registry_log),
@@ -188,6 +201,7 @@ class RehearsalSupervisor(Supervisor):
         kube = self.control_plane.writes(since=self.marks["kubernetes"])
         return {
             "gke": [c[2] for c in self.gke.write_calls()],
+            "compute": [str(c) for c in self.compute.write_calls()],
             "iam": [c[2] for c in self.iam.write_calls()],
             "artifact_registry": [str(w) for w in self.artifact_registry.writes()[self.marks["artifact_registry"]:]],
             "gcs": log_writes(self.run_dir / "fake-gcs-server.log", self.marks["gcs"]),

@@ -60,7 +60,7 @@ class AnsibleRun:
 
 
 def run_playbook(playbook, *, inventory=None, extra_vars=None, check=False, diff=False, limit=None,
-                 env=None, verbosity=0, tmp_path=None, callback="ansible.posix.json", timeout=900):
+                 env=None, verbosity=0, tmp_path=None, callback="ansible.posix.json", timeout=900, tags=None):
     """Run ansible-playbook from the repo root; playbook is a path or the YAML text of one."""
     if "\n" in str(playbook):
         assert tmp_path is not None, "an inline playbook needs tmp_path"
@@ -73,6 +73,8 @@ def run_playbook(playbook, *, inventory=None, extra_vars=None, check=False, diff
         cmd += ["-e", json.dumps(extra_vars)]
     if limit:
         cmd += ["--limit", limit]
+    if tags:
+        cmd += ["--tags", tags]
     if check:
         cmd.append("--check")
     if diff:

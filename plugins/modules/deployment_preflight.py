@@ -7,23 +7,41 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: deployment_preflight
-short_description: Check a deployment's variables and fail once with every problem listed
+short_description: Check a deployment's settings before anything is written, and fail once with every problem
 version_added: 0.1.0
 description:
-  - Runs the collection's preflight rules over the given variables (project and location formats,
-    bucket and prefix syntax, autoscaling C(*_min_*) <= C(*_max_*), GPU accelerator types and counts,
-    image references, credential settings, verify settings) and, when O(model_repository) is given,
-    validates the model repository with Triton's ModelConfig protobuf.
-  - With O(check_credentials=true), also obtains an access token with the given GCP options, so
-    missing or expired credentials are reported before anything is created.
+  - Its action plugin (on the controller) decides from O(target) which roles the run has (gke - every role;
+    kubernetes - the Kubernetes roles, gcs_models, verify and gcr_image when enabled; local - gcs_models, verify
+    and gcr_image when enabled), resolves every variable of those roles' C(meta/argument_specs.yml) as the role
+    would see it (the host's variables over the role's defaults), validates each role's argument spec (types,
+    choices, required), and runs the collection's rules over the valid values (GKE and Kubernetes names, GPU type
+    versus machine type and count, boot disk, CIDRs, GPU capacity, files that must exist, options that only act
+    together, tritonserver flags, image references, credentials). docs/roles.md lists the rules of each variable.
+  - Values that depend on a fact a role of the run sets later (the image digest, the kubeconfig of a new cluster,
+    the endpoint) are not checked.
+  - The module then validates the model repository with Triton's ModelConfig protobuf (O(model_repository)),
+    obtains an access token (O(check_credentials)) and, with O(live_checks), asks Google read-only questions - the
+    GPU type in every node zone (compute acceleratorTypes.list), the regional GPU quota (compute regions.get),
+    the APIs the run calls (serviceusage services.list), whether the bucket name belongs to someone else
+    (storage buckets.get).
   - Fails once, listing all problems, each naming the variable and the fix. Never writes anything.
 extends_documentation_fragment:
   - rapids.triton_fil.gcp
 options:
   settings:
-    description: Variable name to value, as the roles receive them.
+    description:
+      - Variable name to value. By default the action plugin collects them from the host's variables and the
+        roles' defaults; values given here override those.
     type: dict
-    required: true
+    default: {}
+  target:
+    description: Deployment target; default C(triton_fil_target), else V(gke).
+    type: str
+    choices: [gke, kubernetes, local]
+  roles:
+    description: Roles whose argument specs and rules apply; default the roles O(target) runs.
+    type: list
+    elements: str
   model_repository:
     description:
       - Local model repository folder to validate too, for the FIL release of C(gcs_models_fil_release) in
@@ -33,6 +51,29 @@ options:
     description: Obtain an access token with O(auth_kind) and friends; a failure becomes a problem.
     type: bool
     default: false
+  live_checks:
+    description: Ask Google the read-only questions above (needs working credentials; skipped otherwise).
+    type: bool
+    default: false
+  compute_endpoint:
+    description: Compute Engine API root (tests point it at a simulator).
+    type: str
+    default: https://compute.googleapis.com
+  serviceusage_endpoint:
+    description: Service Usage API root.
+    type: str
+    default: https://serviceusage.googleapis.com
+  storage_endpoint:
+    description: Cloud Storage JSON API root; default C(gcp_storage_endpoint), else Google's.
+    type: str
+  container_endpoint:
+    description: Container API root (to tell whether the GPU pool exists); default C(gke_cluster_api_endpoint).
+    type: str
+  skip:
+    description: Variables that already have a problem (set by the action plugin); live checks leave them out.
+    type: list
+    elements: str
+    default: []
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -40,18 +81,21 @@ attributes:
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    support: full
 author:
   - rapids.triton_fil contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
-- name: Check every variable before anything is created
+- name: Check every setting of the run's roles, the model repository, credentials and quotas before any write
   rapids.triton_fil.deployment_preflight:
-    settings:
-      gcp_project: "{{ gcp_project }}"
-      gcp_zone: "{{ gcp_zone }}"
-      gcs_models_bucket: "{{ gcs_models_bucket }}"
     model_repository: "{{ gcs_models_src }}"
+    check_credentials: true
+    live_checks: true
+    project: "{{ gcp_project }}"
+    auth_kind: application
 """
 
 RETURN = r"""
@@ -65,6 +109,20 @@ checked:
   returned: always
   type: list
   elements: str
+roles:
+  description: The roles whose argument specs and rules were applied.
+  returned: always
+  type: list
+  elements: str
+later:
+  description: Variables not checked because their values come from a fact a role of the run sets later.
+  returned: always
+  type: list
+  elements: str
+live:
+  description: What the live checks found (enabled APIs, accelerator zones, GPU quota, bucket).
+  returned: when O(live_checks=true)
+  type: dict
 models:
   description:
     - The valid model configurations of O(model_repository), as M(rapids.triton_fil.triton_model_repository)
@@ -74,12 +132,17 @@ models:
   elements: dict
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import (
     GcpError, GcpSession, gcp_argument_spec,
 )
-from ansible_collections.rapids.triton_fil.plugins.module_utils.preflight.rules import check
+from ansible_collections.rapids.triton_fil.plugins.module_utils.preflight.live import (
+    COMPUTE_ENDPOINT, SERVICEUSAGE_ENDPOINT, LiveChecks,
+)
+from ansible_collections.rapids.triton_fil.plugins.module_utils.preflight.targets import TARGETS, roles_for
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import releases
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.model_config import (
     ModelRepositoryError,
@@ -87,35 +150,69 @@ from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.model_con
 )
 
 
+LIVE_RETRIES = 2
+
+
 def main():
     argument_spec = gcp_argument_spec()
-    argument_spec.update(settings=dict(type="dict", required=True), model_repository=dict(type="path"),
-                         check_credentials=dict(type="bool", default=False))
+    argument_spec.update(
+        settings=dict(type="dict", default={}), target=dict(type="str", choices=list(TARGETS)),
+        roles=dict(type="list", elements="str"), model_repository=dict(type="path"),
+        check_credentials=dict(type="bool", default=False), live_checks=dict(type="bool", default=False),
+        compute_endpoint=dict(type="str", default=COMPUTE_ENDPOINT),
+        serviceusage_endpoint=dict(type="str", default=SERVICEUSAGE_ENDPOINT),
+        storage_endpoint=dict(type="str"), container_endpoint=dict(type="str"),
+        skip=dict(type="list", elements="str", default=[]),
+    )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    settings = module.params["settings"]
-    problems = check(settings)
-    result = {"changed": False}
-    if module.params["model_repository"]:
+    params = module.params
+    settings = params["settings"]
+    target = params["target"] or settings.get("triton_fil_target") or "gke"
+    roles = params["roles"] if params["roles"] is not None else list(roles_for(target, settings))
+    problems = []
+    result = {"changed": False, "roles": roles}
+    repository = params["model_repository"]
+    if repository and os.path.isdir(repository) and "gcs_models_src" not in params["skip"]:
         try:
             # The models are checked for the FIL release the deployment's image serves.
             release = releases.resolve(release=settings.get("gcs_models_fil_release") or None,
                                        image=settings.get("gcr_image_source"))[0]
-            report = validate_repository(module.params["model_repository"], release=release)
+            report = validate_repository(repository, release=release)
         except releases.ReleaseError as exc:
             report = {"problems": [f"gcs_models_fil_release: {exc}"]}
         except ModelRepositoryError as exc:
             report = {"problems": [str(exc)]}
         problems += [f"gcs_models_src: {p}" for p in report["problems"]]
         result["models"] = report.get("models", [])
-    if module.params["check_credentials"] and module.params["auth_kind"] != "anonymous":
+    credentials_ok = params["auth_kind"] != "anonymous"
+    credential_settings = {"gcp_auth_kind", "gcp_service_account_file", "gcp_access_token"}
+    if credential_settings & set(params["skip"]):
+        credentials_ok = False  # already reported (a missing key file, no token): no second problem
+    if params["check_credentials"] and credentials_ok:
         try:
-            GcpSession(module.params).token()
+            GcpSession(params).token()
         except GcpError as exc:
-            problems.append(f"gcp_auth_kind: no access token with auth_kind={module.params['auth_kind']}: {exc}")
-    result.update(problems=problems, checked=sorted(settings))
+            credentials_ok = False
+            problems.append(f"gcp_auth_kind: no access token with auth_kind={params['auth_kind']}: {exc}")
+    if params["live_checks"] and credentials_ok and params["project"]:
+        live_settings = dict(settings, gcp_project=settings.get("gcp_project") or params["project"])
+        # A preflight answers in seconds: two retries of a transient error, not the modules' six.
+        session = GcpSession(dict(params, max_retries=min(params["max_retries"], LIVE_RETRIES)))
+        checks = LiveChecks(
+            session, live_settings, roles, target, compute_endpoint=params["compute_endpoint"],
+            serviceusage_endpoint=params["serviceusage_endpoint"],
+            storage_endpoint=params["storage_endpoint"] or settings.get("gcp_storage_endpoint") or None,
+            container_endpoint=params["container_endpoint"] or settings.get("gke_cluster_api_endpoint") or None,
+            skip=params["skip"])
+        live_problems, warnings, report = checks.run()
+        problems += [f"{variable}: {message}" for variable, message, _rule in live_problems]
+        for warning in warnings:
+            module.warn(warning)
+        result["live"] = report
+    result.update(problems=sorted(set(problems)), checked=sorted(settings))
     if problems:
-        module.fail_json(msg=f"deployment_preflight: {len(problems)} problem(s) — nothing was changed:\n- "
-                             + "\n- ".join(problems), **result)
+        module.fail_json(msg=f"deployment_preflight: {len(result['problems'])} problem(s) — nothing was changed:\n- "
+                             + "\n- ".join(result["problems"]), **result)
     module.exit_json(**result)
 
 

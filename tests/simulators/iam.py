@@ -85,6 +85,7 @@ class IamSimulator(FaultQueue):
         self.created = {}             # email -> time.monotonic() of its create
         self.policies = {}            # ("project", id) | ("bucket", name) | ("account", email) -> Policy
         self.buckets = set()
+        self.foreign_buckets = set()  # buckets of another project: the caller may not even read them
         self.workload_pools = None    # None: every PROJECT.svc.id.goog exists; a set: only those (GKE makes one)
         self.requests = []            # (api, method, path, method id or None, status)
         self.faults = []
@@ -100,6 +101,11 @@ class IamSimulator(FaultQueue):
         with self.lock:
             self.faults.append({"kind": kind, "status": status, "count": count, "match": match, "reason": reason,
                                 "message": message, "role": role, "member": member})
+
+    def add_foreign_bucket(self, name):
+        """A bucket of someone else's project (bucket names are global): buckets.get answers 403."""
+        with self.lock:
+            self.foreign_buckets.add(name)
 
     def add_bucket(self, name, project="sim-project"):
         with self.lock:
@@ -322,6 +328,16 @@ class IamSimulator(FaultQueue):
         return 200, self._set_policy(("project", project), body.get("policy") or {})
 
     # Cloud Storage JSON API v1 ------------------------------------------------------------------
+    def m_storage_buckets_get(self, bucket, query, body):
+        # A bucket of another project answers 403 storage.buckets.get, not 404: the name is taken
+        # (GoogleCloudPlatform/deploymentmanager-samples#151; wording of substratusai/runbooks#31).
+        if bucket in self.foreign_buckets:
+            raise ApiError(403, "The caller does not have storage.buckets.get access to the Google Cloud Storage "
+                                "bucket. Permission 'storage.buckets.get' denied on resource (or it may not exist).")
+        if bucket not in self.buckets:
+            raise ApiError(404, "The specified bucket does not exist.")
+        return 200, {"kind": "storage#bucket", "id": bucket, "name": bucket, "location": "US"}
+
     def m_storage_buckets_getIamPolicy(self, bucket, query, body):
         key = ("bucket", bucket)
         return 200, self._render(key, self._policy(key), storage=True)

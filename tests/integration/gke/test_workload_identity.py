@@ -273,4 +273,6 @@ def test_role_binds_the_triton_pods_and_the_metrics_adapter(ansible, iam, tmp_pa
 
     elsewhere = ansible(ROLE_PLAY, inventory=inventory(
         tmp_path, iam, triton_helm_gcp_service_account="triton-fil@other-project.iam.gserviceaccount.com"))
-    assert elsewhere.rc != 0 and "emails of that project" in elsewhere.stdout
+    assert elsewhere.rc != 0
+    assert ("triton_helm_gcp_service_account: 'triton-fil@other-project.iam.gserviceaccount.com' is not the account "
+            f"workload_identity creates (triton-fil@{PROJECT}.iam.gserviceaccount.com)") in elsewhere.stdout

@@ -29,7 +29,8 @@ def test_second_run_changes_nothing_and_writes_nowhere(rehearsal, converged):
     second = site(rehearsal)
     assert second.rc == 0 and second.changed == 0, second.stdout[-4000:]
     writes = control(rehearsal, "/writes")
-    assert writes == {"gke": [], "iam": [], "artifact_registry": [], "gcs": [], "registry": [], "kubernetes": []}
+    assert writes == {"gke": [], "compute": [], "iam": [], "artifact_registry": [], "gcs": [], "registry": [],
+                      "kubernetes": []}
     assert summary(second) == summary(converged)
 
 
