@@ -161,7 +161,9 @@ def test_required_services_follow_the_roles():
     assert required_services(roles_for("local"), {"gcr_image_registry": "127.0.0.1:5000"}) == ["storage.googleapis.com"]
     assert ("artifactregistry.googleapis.com" in required_services(roles_for("gke"), {"gcr_image_registry": "gcr.io"}))
     kube = required_services(roles_for("kubernetes"), {})
-    assert "container.googleapis.com" not in kube and "monitoring.googleapis.com" in kube
+    assert "container.googleapis.com" not in kube and "monitoring.googleapis.com" not in kube
+    adapter = required_services(roles_for("kubernetes", {"triton_fil_metrics_adapter_enabled": True}), {})
+    assert "monitoring.googleapis.com" in adapter, "the metrics adapter reads Cloud Monitoring"
 
 
 def test_simulator_refuses_unknown_parameters_and_writes():

@@ -27,7 +27,7 @@ TARGET_ROLES = {
 # same variables with the same defaults).
 OPTIONAL_ROLES = {
     "gcr_image": ("triton_fil_image_enabled", {"gke": True, "kubernetes": False, "local": False}),
-    "metrics_adapter": ("triton_fil_metrics_adapter_enabled", {"gke": True, "kubernetes": True, "local": False}),
+    "metrics_adapter": ("triton_fil_metrics_adapter_enabled", {"gke": True, "kubernetes": False, "local": False}),
 }
 
 # Facts one role hands to the next (README, "Facts shared between roles"): fact -> the role that sets it.

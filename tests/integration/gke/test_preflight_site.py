@@ -249,8 +249,8 @@ def test_kubernetes_target_checks_the_kubeconfig_and_the_kubernetes_roles(gke, c
     run = run_playbook(SITE, inventory=write_inventory(tmp_path, common, hosts), tags="preflight")
     good = run.result(PREFLIGHT_TASK, "kube-good")
     assert not good.get("failed"), good.get("msg")
-    assert good["roles"] == ["gcs_models", "gpu_drivers", "metrics_adapter", "triton_helm", "verify"]
-    assert sorted(good["live"]["services"]) == ["monitoring.googleapis.com", "storage.googleapis.com"]
+    assert good["roles"] == ["gcs_models", "gpu_drivers", "triton_helm", "verify"]
+    assert sorted(good["live"]["services"]) == ["storage.googleapis.com"]  # no metrics adapter unless enabled
     (context,) = run.result(PREFLIGHT_TASK, "kube-wrong-context")["problems"]
     assert context == f"triton_fil_kube_context: 'gke_prod' is not a context of {kubeconfig} — use one of: onprem"
     (release,) = run.result(PREFLIGHT_TASK, "kube-bad-release")["problems"]
