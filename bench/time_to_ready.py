@@ -33,8 +33,8 @@ from common import REPO, median, print_table, timed, write_result
 from local_stack import images
 from local_stack.registry import Registry, start_registry, stop
 from local_stack.stack import start_fake_gcs, stop_process
-from simulators.gke import GkeSimulator
-from simulators.iam import IamSimulator
+from local_stack.simulators.gke import GkeSimulator
+from local_stack.simulators.iam import IamSimulator
 
 SCALE = 60.0
 # Operation latencies of real GKE, scaled. A pool created inside CreateCluster comes up in parallel with the

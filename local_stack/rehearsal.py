@@ -42,14 +42,11 @@ if __package__ in (None, ""):
 from local_stack.controlplane import build  # noqa: E402  pylint: disable=wrong-import-position
 from local_stack.controlplane.cluster import ControlPlane  # noqa: E402  pylint: disable=wrong-import-position
 from local_stack.controlplane.google_identity import GoogleIdentity  # noqa: E402  pylint: disable=wrong-import-position
+from local_stack.simulators.artifact_registry import ArtifactRegistrySimulator  # noqa: E402  pylint: disable=wrong-import-position
+from local_stack.simulators.compute import ComputeSimulator  # noqa: E402  pylint: disable=wrong-import-position
+from local_stack.simulators.gke import GkeSimulator  # noqa: E402  pylint: disable=wrong-import-position
+from local_stack.simulators.iam import IamSimulator  # noqa: E402  pylint: disable=wrong-import-position
 from local_stack.stack import LocalStack, Supervisor, log  # noqa: E402  pylint: disable=wrong-import-position
-
-# The Google API simulators live with the tests that grew them; the rehearsal is their second user.
-sys.path.insert(0, str(REPO / "tests"))
-from simulators.artifact_registry import ArtifactRegistrySimulator  # noqa: E402  pylint: disable=wrong-import-position
-from simulators.compute import ComputeSimulator  # noqa: E402  pylint: disable=wrong-import-position
-from simulators.gke import GkeSimulator  # noqa: E402  pylint: disable=wrong-import-position
-from simulators.iam import IamSimulator  # noqa: E402  pylint: disable=wrong-import-position
 
 PROJECT = "triton-fil-rehearsal"
 SERVICES = ["compute.googleapis.com", "container.googleapis.com", "storage.googleapis.com",

@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from simulators.gke import GkeSimulator
+from local_stack.simulators.gke import GkeSimulator
 
 HEADERS = {"Authorization": "Bearer test"}
 CREATE = "/v1/projects/p/locations/us-central1-a/clusters"
@@ -64,7 +64,7 @@ def test_operations_progress_and_errors_are_google_shaped(sim):
 
 
 # ------------------------------------------------------------------------------------------------
-# The simulator answers the way GKE does (tests/simulators/README.md names the source of each).
+# The simulator answers the way GKE does (local_stack/simulators/README.md names the source of each).
 
 ZONE = "/v1/projects/p/locations/us-central1-a"
 

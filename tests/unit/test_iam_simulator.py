@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from simulators.iam import IamSimulator
+from local_stack.simulators.iam import IamSimulator
 
 HEADERS = {"Authorization": "Bearer test"}
 EMAIL = "triton-fil@p-sim.iam.gserviceaccount.com"

@@ -11,9 +11,9 @@ import requests
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpSession
 from ansible_collections.rapids.triton_fil.plugins.module_utils.preflight.live import LiveChecks, required_services
 from ansible_collections.rapids.triton_fil.plugins.module_utils.preflight.targets import roles_for
-from simulators.compute import ComputeSimulator
-from simulators.gke import GkeSimulator
-from simulators.iam import IamSimulator
+from local_stack.simulators.compute import ComputeSimulator
+from local_stack.simulators.gke import GkeSimulator
+from local_stack.simulators.iam import IamSimulator
 
 PROJECT = "live-project"
 GKE_SERVICES = ["compute.googleapis.com", "container.googleapis.com", "storage.googleapis.com",

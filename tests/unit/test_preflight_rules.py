@@ -13,7 +13,7 @@ from ansible_collections.rapids.triton_fil.plugins.module_utils.preflight.rules 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.preflight.targets import (
     SHARED_VARIABLES, TARGET_ROLES, roles_for,
 )
-from simulators.discovery import DOCUMENTS
+from local_stack.simulators.discovery import DOCUMENTS
 from testlib import REPO
 
 GKE_ROLES = roles_for("gke")

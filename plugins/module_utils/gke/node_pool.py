@@ -5,7 +5,7 @@
 
 What GKE answers is compared in GKE's own terms: proto3 JSON drops zero and false values (a pool
 with min_node_count 0 reports no minNodeCount), image types come back upper-case and OAuth scope
-aliases as URLs. tests/simulators/README.md lists each such behaviour with its source.
+aliases as URLs. local_stack/simulators/README.md lists each such behaviour with its source.
 """
 
 from __future__ import annotations

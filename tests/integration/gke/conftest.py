@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from local_stack.controlplane.google_identity import GoogleIdentity
-from simulators.gke import GkeSimulator
+from local_stack.simulators.gke import GkeSimulator
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """gke_cluster and gke_node_pool against the simulator answering the way GKE does.
 
-Each test pins behaviours listed in tests/simulators/README.md: every one of them made a run of the
+Each test pins behaviours listed in local_stack/simulators/README.md: every one of them made a run of the
 modules fail, or report changed forever, before the modules learnt it.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from simulators.gke import GkeSimulator
+from local_stack.simulators.gke import GkeSimulator
 
 TOKEN = "ya29.FAKE-gke-token-must-never-print-7f3a"
 COMMON = """

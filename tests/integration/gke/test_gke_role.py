@@ -8,7 +8,7 @@ import stat
 import pytest
 import yaml
 
-from simulators.iam import IamSimulator
+from local_stack.simulators.iam import IamSimulator
 from testlib import REPO, run_playbook
 
 ROLE_PLAY = """

@@ -13,8 +13,8 @@ import json
 import pytest
 import yaml
 
-from simulators.compute import ComputeSimulator
-from simulators.iam import IamSimulator
+from local_stack.simulators.compute import ComputeSimulator
+from local_stack.simulators.iam import IamSimulator
 from testlib import REPO, run_playbook
 
 SITE = REPO / "playbooks" / "site.yml"

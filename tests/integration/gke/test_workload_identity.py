@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from simulators.iam import IamSimulator
+from local_stack.simulators.iam import IamSimulator
 
 TOKEN = "ya29.FAKE-iam-token-must-never-print-51c9"
 PROJECT = "sim-project"

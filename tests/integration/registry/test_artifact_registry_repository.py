@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulators.artifact_registry import ArtifactRegistrySimulator
+from local_stack.simulators.artifact_registry import ArtifactRegistrySimulator
 
 NAME = "projects/test-project/locations/us-central1/repositories/triton"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from local_stack.images import multi_platform
-from simulators.artifact_registry import ArtifactRegistrySimulator
+from local_stack.simulators.artifact_registry import ArtifactRegistrySimulator
 
 ROLE_PLAY = """
 - hosts: localhost

@@ -1,4 +1,4 @@
-"""The GKE planners and client read GKE's answers as GKE writes them (tests/simulators/README.md)."""
+"""The GKE planners and client read GKE's answers as GKE writes them (local_stack/simulators/README.md)."""
 
 from __future__ import annotations
 

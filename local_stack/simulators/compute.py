@@ -33,7 +33,7 @@ where it comes from:
 
 The offered zones and quotas are test data set by the tests (``offer``, ``quota``, ``enable``).
 
-Run standalone (prints its URLs): python tests/simulators/compute.py
+Run standalone (prints its URLs): python local_stack/simulators/compute.py
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A GKE control-plane simulator: the Container API v1 methods the collection uses, in memory.
 
 It answers the way GKE does, not the way a client expects: each modelled behaviour is listed, with
-its source, in tests/simulators/README.md. In short:
+its source, in local_stack/simulators/README.md. In short:
 
 - every request body is validated against Google's container v1 discovery document (unknown field
   or wrong type -> 400 INVALID_ARGUMENT);
@@ -27,7 +27,7 @@ Faults tests can inject:
 node pools as they change (``sync_node_pool``, ``delete_node_pool``, ``delete_cluster``), outside
 the simulator's lock.
 
-Run standalone (prints its URL): python tests/simulators/gke.py --op-seconds 1
+Run standalone (prints its URL): python local_stack/simulators/gke.py --op-seconds 1
 """
 
 from __future__ import annotations

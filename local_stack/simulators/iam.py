@@ -22,7 +22,7 @@ Policies carry etags: a write with a stale etag is refused (409 ABORTED from IAM
     sim.inject("concurrent", match="projects.setIamPolicy",         # someone else writes the policy
                role="roles/viewer", member="user:bob@example.com")  # between our read and our write
 
-Run standalone (prints its URLs): python tests/simulators/iam.py
+Run standalone (prints its URLs): python local_stack/simulators/iam.py
 """
 
 from __future__ import annotations
