@@ -46,7 +46,7 @@ from local_stack.simulators.artifact_registry import ArtifactRegistrySimulator  
 from local_stack.simulators.compute import ComputeSimulator  # noqa: E402  pylint: disable=wrong-import-position
 from local_stack.simulators.gke import GkeSimulator  # noqa: E402  pylint: disable=wrong-import-position
 from local_stack.simulators.iam import IamSimulator  # noqa: E402  pylint: disable=wrong-import-position
-from local_stack.stack import LocalStack, Supervisor, log  # noqa: E402  pylint: disable=wrong-import-position
+from local_stack.stack import LocalStack, Supervisor  # noqa: E402  pylint: disable=wrong-import-position
 
 PROJECT = "triton-fil-rehearsal"
 SERVICES = ["compute.googleapis.com", "container.googleapis.com", "storage.googleapis.com",
@@ -134,9 +134,9 @@ class RehearsalSupervisor(Supervisor):
             "TRITON_FIL_COMPUTE_ENDPOINT": self.compute.urls["compute"],
             "TRITON_FIL_SERVICEUSAGE_ENDPOINT": self.compute.urls["serviceusage"],
             "TRITON_FIL_CREATOR": CREATOR,
-            "TRITON_FIL_CREATOR_KEY": str(self.run_dir / "identity" / f"{CREATOR.split('@')[0]}-key.json"),
+            "TRITON_FIL_CREATOR_KEY": str(self.run_dir / "identity" / f"{CREATOR.split('@', maxsplit=1)[0]}-key.json"),
             "TRITON_FIL_DEPLOYER": DEPLOYER,
-            "TRITON_FIL_DEPLOYER_KEY": str(self.run_dir / "identity" / f"{DEPLOYER.split('@')[0]}-key.json"),
+            "TRITON_FIL_DEPLOYER_KEY": str(self.run_dir / "identity" / f"{DEPLOYER.split('@', maxsplit=1)[0]}-key.json"),
             "TRITON_FIL_KUBE_ADMIN": str(self.control_plane.admin_kubeconfig),
             "TRITON_FIL_KUBE_SERVER": self.control_plane.server,
             "TRITON_FIL_KUBE_CA": str(self.control_plane.ca_file),
