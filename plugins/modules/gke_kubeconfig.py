@@ -15,7 +15,9 @@ description:
     kubeconfig at O(path), keeping every other entry. The file is written atomically with mode 0600.
   - O(auth=exec_plugin) (default) authenticates through C(gke-gcloud-auth-plugin), as C(gcloud) sets
     it up; O(auth=token) embeds a google-auth access token, refreshed only when the one in the file
-    expires within O(min_token_lifetime) seconds. Tokens never appear in the output or the diff.
+    expires within O(min_token_lifetime) seconds. Credentials (tokens, passwords, client keys,
+    auth-provider config, exec environment) never appear in the output or the diff, and the diff is
+    returned only with C(--diff).
   - Idempotent - nothing is written when the file already holds the same entries.
 extends_documentation_fragment:
   - rapids.triton_fil.gcp
@@ -67,7 +69,9 @@ attributes:
     description: Reports whether the file would change without writing it.
     support: full
   diff_mode:
-    description: Shows the kubeconfig before and after, tokens redacted.
+    description:
+      - Shows the entries the module manages (its cluster, context and user, and current-context) before and
+        after, every credential redacted; other entries of the file are never shown.
     support: full
 requirements:
   - gke-gcloud-auth-plugin on the PATH of kubectl and of the kubernetes client, with O(auth=exec_plugin)
@@ -135,7 +139,8 @@ def main():
         api_endpoint=container_endpoint_spec(),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    run_container_module(module, run_kubeconfig)
+    run_container_module(module, lambda client, params, check_mode: run_kubeconfig(
+        client, params, check_mode, diff=module._diff))  # pylint: disable=protected-access
 
 
 if __name__ == "__main__":
