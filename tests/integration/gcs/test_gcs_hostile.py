@@ -149,3 +149,35 @@ def test_excluded_names_are_not_deleted(sync, fake_gcs, repo):
     result = run.result("sync")
     assert run.rc == 0 and result["deleted"] == 0 and result["extra"] == ["models/fil/notes.txt"], result
     assert "models/fil/notes.txt" in fake_gcs.names(sync.bucket)
+
+
+VALIDATE_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: validate
+      rapids.triton_fil.triton_model_repository:
+        path: "{{ path }}"
+"""
+
+
+@pytest.fixture
+def shipped_copy(tmp_path):
+    import shutil
+
+    from testlib import REPO
+
+    dest = tmp_path / "model_repository"
+    shutil.copytree(REPO / "model_repository", dest)
+    return dest
+
+
+def test_unreadable_model_file_and_config_are_problems_not_tracebacks(ansible, shipped_copy, unprivileged):
+    (shipped_copy / "fil" / "1" / "xgboost.json").chmod(0)
+    (shipped_copy / "fil" / "configs" / "cpu.pbtxt").chmod(0)
+    run = ansible(VALIDATE_PLAY, extra_vars={"path": str(shipped_copy)}, prefix=unprivileged)
+    assert run.rc != 0
+    result = run.result("validate")
+    assert_no_traceback(result)
+    assert "fil/1/xgboost.json: cannot be read (Permission denied) — fix its permissions" in result["problems"]
+    assert "fil/configs/cpu.pbtxt: cannot be read (Permission denied) — fix its permissions" in result["problems"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import struct
 
 import pytest
 
@@ -116,3 +117,81 @@ def test_unusable_repository_raises_naming_the_parameter(tmp_path):
         validate_repository(str(tmp_path / "nope"))
     with pytest.raises(ModelRepositoryError, match=r"^models: ghost not found"):
         validate_repository(str(SHIPPED), models=["ghost"])
+
+
+MODEL_FILE = ("fil", "1", "xgboost.json")
+
+
+@pytest.mark.parametrize("content,expected", [
+    (b"", "is empty (0 bytes)"),
+    (b"\0" * 4096, "holds only NUL bytes"),
+    (b'{"learner": {"no_params": 1}}', "is not an XGBoost JSON model (KeyError"),
+    (b"<html>not a model</html>", "is not an XGBoost JSON model (JSONDecodeError"),
+])
+def test_model_files_must_be_non_empty_and_parse_for_their_model_type(repo, content, expected):
+    repo.joinpath(*MODEL_FILE).write_bytes(content)
+    problems = validate_repository(str(repo))["problems"]
+    assert any(p.startswith("fil/1/xgboost.json: ") and expected in p for p in problems), problems
+
+
+def _use(repo, model_type, filename, content):
+    """Problems naming filename once model_type reads it (content) in both configurations."""
+    for config in (repo / "fil" / "config.pbtxt", repo / "fil" / "configs" / "cpu.pbtxt"):
+        config.write_text(re.sub(r'(key: "model_type"\s*value: \{ string_value: ")[^"]+', rf"\g<1>{model_type}",
+                                 config.read_text()))
+    repo.joinpath("fil", "1", filename).write_bytes(content)
+    return [p for p in validate_repository(str(repo))["problems"] if filename in p]
+
+
+def test_each_binary_format_is_checked_as_its_loader_reads_it(repo, tmp_path):
+    xgb = pytest.importorskip("xgboost")
+    treelite = pytest.importorskip("treelite")
+    import numpy as np
+
+    rows = np.random.default_rng(0).normal(size=(64, 32)).astype(np.float32)
+    booster = xgb.train({"max_depth": 2, "nthread": 1, "objective": "binary:logistic"},
+                        xgb.DMatrix(rows, label=(rows[:, 0] > 0).astype(np.float32)), 2)
+    booster.save_model(str(tmp_path / "m.ubj"))
+    ubj = (tmp_path / "m.ubj").read_bytes()
+    treelite.frontend.from_xgboost(booster).serialize(str(tmp_path / "m.tl"))
+    checkpoint = (tmp_path / "m.tl").read_bytes()
+    legacy = b"binf" + b"\0" * 136 + struct.pack("<Q", 15) + b"binary:logistic" + struct.pack("<Q", 6) + b"gbtree"
+
+    assert _use(repo, "xgboost_ubj", "xgboost.ubj", ubj) == []
+    assert "is XGBoost JSON, not UBJSON" in _use(repo, "xgboost_ubj", "xgboost.ubj", b'{"learner": {}}')[0]
+    assert _use(repo, "treelite_checkpoint", "checkpoint.tl", checkpoint) == []
+    assert "is not a treelite 4 checkpoint (header says version 2.4.0" in \
+        _use(repo, "treelite_checkpoint", "checkpoint.tl", struct.pack("<iii", 2, 4, 0) + b"x" * 64)[0]
+    assert _use(repo, "xgboost", "xgboost.model", legacy) == []
+    assert "is XGBoost UBJSON, not the legacy binary format" in _use(repo, "xgboost", "xgboost.model", ubj)[0]
+    assert "the FIL backend needs gbtree or dart" in \
+        _use(repo, "xgboost", "xgboost.model", legacy.replace(b"gbtree", b"linear"))[0]
+    assert "it has no max_feature_idx" in _use(repo, "lightgbm", "model.txt", b"tree\nversion=v4\nnum_class=1\nTree=0\n")[0]
+
+
+def test_a_config_over_the_size_cap_is_refused_without_parsing_it(repo):
+    import time
+
+    keys = "".join(f'parameters {{ key: "k{i}" value: {{ string_value: "v" }} }}\n' for i in range(40000))
+    (repo / "fil" / "config.pbtxt").write_text((repo / "fil" / "config.pbtxt").read_text() + keys)
+    start = time.monotonic()
+    problems = validate_repository(str(repo))["problems"]
+    assert time.monotonic() - start < 2
+    assert any(p.startswith("fil/config.pbtxt: ") and "over the 1024 KiB a model configuration may have" in p
+               for p in problems), problems
+
+
+def test_unknown_parameters_fold_into_one_warning_per_config(repo):
+    keys = "".join(f'parameters {{ key: "typo_{i:03d}" value: {{ string_value: "v" }} }}\n' for i in range(495))
+    for config in ("config.pbtxt", "configs/cpu.pbtxt"):
+        path = repo / "fil" / config
+        path.write_text(path.read_text() + keys)
+    warnings = validate_repository(str(repo))["warnings"]
+    assert len(warnings) == 2 and all("495 keys the FIL backend does not know" in w for w in warnings), warnings
+    assert all(len(w) < 700 for w in warnings) and "and 485 more" in warnings[0]
+
+
+def test_a_config_that_is_not_utf8_is_a_problem_not_a_crash(repo):
+    (repo / "fil" / "config.pbtxt").write_bytes(b'name: "fil"\n# caf\xe9\n')
+    problems = validate_repository(str(repo))["problems"]
+    assert any(p.startswith("fil/config.pbtxt: is not UTF-8 text (byte 17") for p in problems), problems
