@@ -19,8 +19,8 @@ description:
     parameters, one FP32 input C(input__0) and output C(output__0), and, where the model file is
     readable (XGBoost JSON, LightGBM text), that the input C(dims) equal the model's feature count
     and the output C(dims) its number of classes.
-  - Every model file must be readable, non-empty, not only NUL bytes, and parse as its C(model_type):
-    XGBoost JSON is parsed whole, UBJSON, the legacy XGBoost binary format, LightGBM text and treelite
+  - Every model file must be readable, non-empty, not only NUL bytes, and parse as its C(model_type).
+    XGBoost JSON is parsed whole; UBJSON, the legacy XGBoost binary format, LightGBM text and treelite
     checkpoints get the header checks of the treelite loaders the FIL backend uses (for example a
     UBJSON file under C(model_type=xgboost) is named, with the C(model_type) to set).
   - A configuration file must be UTF-8 and at most 1 MiB (Triton configurations are a few kB); an

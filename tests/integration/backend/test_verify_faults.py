@@ -27,6 +27,8 @@ from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.runner im
     VerifyFailed, run_verify,
 )
 
+pytestmark = pytest.mark.slow  # starts a tritonserver; the failing calls wait out their timeouts
+
 SLACK = 2.5  # seconds a failing call may take beyond the timeout on this shared 2-core machine
 
 

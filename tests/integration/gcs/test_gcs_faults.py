@@ -17,6 +17,8 @@ from faultproxy import (  # pylint: disable=import-error
     GcsFaultProxy, chunk_at, is_chunk, is_listing, is_multipart, is_session_start, is_status_query, named,
 )
 
+pytestmark = pytest.mark.slow  # about a minute: a dozen ansible-playbook runs moving 20 MiB through the proxy
+
 MIB = 1024 * 1024
 BIG = 20 * MIB + 12345   # three resumable chunks: 0, 8 MiB, 16 MiB
 PREFIX = "models"
