@@ -29,14 +29,13 @@ def test_token_kept_while_valid_and_replaced_near_expiry():
 
 
 def test_redact_covers_every_credential_field_and_the_view_only_managed_entries():
-    config = {"current-context": "ctx", "clusters": [{"name": "ctx", "cluster": {"server": "s"}},
-                                                      {"name": "other", "cluster": {"server": "o"}}],
+    other = {"password": "pw", "client-key-data": "KEY",
+             "auth-provider": {"name": "oidc", "config": {"id-token": "ID", "client-secret": "CS"}},
+             "exec": {"command": "x", "env": [{"name": "K", "value": "V"}]}}
+    config = {"current-context": "ctx",
+              "clusters": [{"name": "ctx", "cluster": {"server": "s"}}, {"name": "other", "cluster": {"server": "o"}}],
               "contexts": [{"name": "ctx", "context": {"cluster": "ctx", "user": "ctx"}}],
-              "users": [{"name": "ctx", "user": {"token": "t0k3n"}},
-                        {"name": "other", "user": {"password": "pw", "client-key-data": "KEY",
-                                                   "auth-provider": {"name": "oidc", "config": {"id-token": "ID",
-                                                                                                 "client-secret": "CS"}},
-                                                   "exec": {"command": "x", "env": [{"name": "K", "value": "V"}]}}}]}
+              "users": [{"name": "ctx", "user": {"token": "t0k3n"}}, {"name": "other", "user": other}]}
     clean = kubeconfig.redact(config)
     other = clean["users"][1]["user"]
     assert other["password"] == other["client-key-data"] == kubeconfig.REDACTED
