@@ -151,7 +151,7 @@ def wait_ready(server, model, version, deadline_s, sleep=time.sleep, clock=time.
             if stage == "model":
                 if server.call("is_model_ready", model, version or "", timeout=left):
                     return round(clock() - start, 3)
-                last_error = _model_state(server, model, version, left)
+                last_error = _model_state(server, model, left)
         except NotTritonError:
             raise
         except _ModelMissing as exc:
@@ -173,15 +173,15 @@ class _ModelMissing(Exception):
     pass
 
 
-def _model_state(server, model, version, timeout):
+def _model_state(server, model, timeout):
     """Why the model is not ready yet (its state and reason in the repository index); _ModelMissing if absent."""
     index = server.repository_index(timeout=timeout)
-    mine = [m for m in index if m.get("name") == model and (not version or str(m.get("version", "")) == str(version))]
+    # By name only: a model that is not loaded (explicit model control) is listed without a version.
+    mine = [m for m in index if m.get("name") == model]
     if not mine:
         names = sorted({str(m.get("name")) for m in index})
-        wanted = f"model {model!r}" + (f" version {version}" if version else "")
-        raise _ModelMissing(f"{wanted} is not in the repository of {server.url} (it has: {', '.join(names) or 'nothing'}) "
-                            "— check model (and model_version), or the repository the server reads")
+        raise _ModelMissing(f"model {model!r} is not in the repository of {server.url} (it has: {', '.join(names) or 'nothing'}) "
+                            "— check model, or the repository the server reads")
     states = "; ".join(f"{m.get('name')}/{m.get('version') or '-'} {m.get('state') or 'UNKNOWN'}"
                        f"{': ' + m['reason'] if m.get('reason') else ''}" for m in mine)
     return f"repository index: {states}"
