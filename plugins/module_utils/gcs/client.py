@@ -257,6 +257,7 @@ class GcsClient:
                     raise GcpError(f"{context}: the file is shorter than when the sync was planned ({size} bytes) — "
                                    "run the sync again")
                 end = offset + len(chunk) - 1
+                interrupted = False
                 try:
                     response = self.session.request(
                         "PUT", session_url, data=chunk, headers={"Content-Range": f"bytes {offset}-{end}/{size}"},
@@ -265,6 +266,7 @@ class GcsClient:
                 except (GcpConnectionError, GcpApiError) as exc:
                     if isinstance(exc, GcpApiError) and not exc.retryable:
                         raise
+                    interrupted = True
                     interruptions += 1
                     if interruptions > self.session.max_retries:
                         raise GcpError(f"{context}: {interruptions} chunks in a row were interrupted at byte {offset} "
@@ -278,6 +280,11 @@ class GcsClient:
                 persisted = persisted_bytes(response, context)
                 if persisted > offset:
                     interruptions = 0
+                elif not interrupted:  # answered, yet nothing more persisted: bounded like interruptions
+                    interruptions += 1
+                    if interruptions > self.session.max_retries:
+                        raise GcpError(f"{context}: the server keeps answering 308 without persisting more than "
+                                       f"{persisted} of {size} bytes")
                 offset = persisted
 
     def delete_object(self, bucket, name, generation=None):

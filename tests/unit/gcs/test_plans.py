@@ -174,3 +174,46 @@ def test_a_stored_object_is_compared_with_the_file():
     with pytest.raises(GcsIntegrityError, match=r"gs://b/o: the server stored 5 bytes with MD5 zzz, the local file "
                                                 r"has 4 bytes with MD5 abc"):
         check_stored({"size": "5", "md5Hash": "zzz"}, "b", "o", 4, "abc")
+
+
+def test_a_session_that_never_persists_anything_is_given_up(tmp_path):
+    """A server answering every chunk 308 without a Range (nothing persisted) ends in an error, not a loop."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpSession
+    from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.client import GcsClient, SIMPLE_UPLOAD_LIMIT
+
+    puts = []
+
+    class Stuck(BaseHTTPRequestHandler):
+        def log_message(self, *_args):
+            pass
+
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Location", f"http://127.0.0.1:{self.server.server_address[1]}/session")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_PUT(self):  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            puts.append(self.headers.get("Content-Range"))
+            self.send_response(308)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Stuck)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"x" * (SIMPLE_UPLOAD_LIMIT + 1))
+    try:
+        client = GcsClient(GcpSession({"auth_kind": "anonymous", "max_retries": 2, "request_timeout": 5},
+                                      sleep=lambda _s: None), f"http://127.0.0.1:{httpd.server_address[1]}")
+        with pytest.raises(GcpError, match="keeps answering 308 without persisting more than 0 of"):
+            client.upload("b", "o", str(path), file_md5_b64(path), SIMPLE_UPLOAD_LIMIT + 1)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert puts == [f"bytes 0-{8 * 1024 * 1024 - 1}/{SIMPLE_UPLOAD_LIMIT + 1}"] * 3
