@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import INVENTORY, admin_client, control, kubeconfig_of
+from rehearsal_lib import INVENTORY, admin_client, control, kubeconfig_of
 from testlib import REPO, run_playbook
 
 pytestmark = [pytest.mark.slow, pytest.mark.rehearsal]
@@ -47,7 +47,7 @@ def portforwards(env, user):
 @pytest.fixture(scope="module")
 def deployer_kubeconfig(rehearsal, converged):
     """The deployer's own kubeconfig (exec plugin as the deployer), as its site.yml run writes it."""
-    from conftest import site  # pylint: disable=import-outside-toplevel
+    from rehearsal_lib import site  # pylint: disable=import-outside-toplevel
     run = site(rehearsal, identity="deployer", extra_vars={"verify_load_duration": 0})
     assert run.rc == 0, run.stdout[-3000:]
     return kubeconfig_of(rehearsal, "deployer")
