@@ -104,14 +104,13 @@ changes:
   sample: [{field: labels, before: {}, after: {app: triton-fil}}]
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.artifact_registry.repository import (
     FORMATS, ArtifactRegistryClient, check_names, endpoint_spec, run_repository,
 )
-from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import (
-    HAS_GOOGLE_AUTH, GOOGLE_AUTH_IMPORT_ERROR, GcpError, GcpSession, gcp_argument_spec,
-)
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.module import run_gcp_module
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import gcp_argument_spec
 
 
 def main():
@@ -129,18 +128,9 @@ def main():
         api_endpoint=endpoint_spec(),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_GOOGLE_AUTH:
-        module.fail_json(msg=missing_required_lib("google-auth"), exception=str(GOOGLE_AUTH_IMPORT_ERROR))
-    problems = check_names(module.params)
-    if problems:
-        module.fail_json(msg="artifact_registry_repository: " + "; ".join(problems))
-    try:
-        client = ArtifactRegistryClient(GcpSession(module.params), module.params["api_endpoint"],
-                                        operation_timeout=module.params["operation_timeout"])
-        result = run_repository(client, module.params, module.check_mode)
-    except GcpError as exc:
-        module.fail_json(msg=f"artifact_registry_repository: {exc}")
-    module.exit_json(**result)
+    run_gcp_module(module, lambda session, params: ArtifactRegistryClient(
+        session, params["api_endpoint"], operation_timeout=params["operation_timeout"]),
+        run_repository, validate=check_names)
 
 
 if __name__ == "__main__":

@@ -166,11 +166,10 @@ conflicts_retried:
   type: int
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import (
-    HAS_GOOGLE_AUTH, GOOGLE_AUTH_IMPORT_ERROR, GcpError, GcpSession, gcp_argument_spec,
-)
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.module import run_gcp_module
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import gcp_argument_spec
 from ansible_collections.rapids.triton_fil.plugins.module_utils.iam.client import IamClient, endpoint_specs
 from ansible_collections.rapids.triton_fil.plugins.module_utils.iam.workload_identity import run
 
@@ -191,18 +190,9 @@ def main():
         **endpoint_specs(),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_GOOGLE_AUTH:
-        module.fail_json(msg=missing_required_lib("google-auth"), exception=str(GOOGLE_AUTH_IMPORT_ERROR))
-    params = module.params
-    try:
-        client = IamClient(GcpSession(params), params["iam_endpoint"], params["resourcemanager_endpoint"],
-                           params["storage_endpoint"], conflict_retries=params["conflict_retries"])
-        result = run(client, params, module.check_mode)
-    except GcpError as exc:
-        module.fail_json(msg=f"gcp_workload_identity: {exc}")
-    for warning in result.pop("warnings"):
-        module.warn(warning)
-    module.exit_json(**result)
+    run_gcp_module(module, lambda session, params: IamClient(
+        session, params["iam_endpoint"], params["resourcemanager_endpoint"], params["storage_endpoint"],
+        conflict_retries=params["conflict_retries"]), run)
 
 
 if __name__ == "__main__":

@@ -107,11 +107,10 @@ deleted_objects:
   type: int
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import (
-    HAS_GOOGLE_AUTH, GOOGLE_AUTH_IMPORT_ERROR, GcpError, GcpSession, gcp_argument_spec,
-)
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.module import run_gcp_module
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import gcp_argument_spec
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.client import (
     GcsClient, check_bucket_name, storage_endpoint_spec,
 )
@@ -133,17 +132,8 @@ def main():
         api_endpoint=storage_endpoint_spec(),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_GOOGLE_AUTH:
-        module.fail_json(msg=missing_required_lib("google-auth"), exception=str(GOOGLE_AUTH_IMPORT_ERROR))
-    problem = check_bucket_name(module.params["name"], "name")
-    if problem:
-        module.fail_json(msg=f"gcs_bucket: {problem}")
-    try:
-        client = GcsClient(GcpSession(module.params), module.params["api_endpoint"])
-        result = run_bucket(client, module.params, module.check_mode)
-    except GcpError as exc:
-        module.fail_json(msg=f"gcs_bucket: {exc}")
-    module.exit_json(**result)
+    run_gcp_module(module, lambda session, params: GcsClient(session, params["api_endpoint"]), run_bucket,
+                   validate=lambda params: [p for p in [check_bucket_name(params["name"], "name")] if p])
 
 
 if __name__ == "__main__":

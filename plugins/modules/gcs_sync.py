@@ -131,11 +131,10 @@ planned_uploads:
   type: int
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import (
-    HAS_GOOGLE_AUTH, GOOGLE_AUTH_IMPORT_ERROR, GcpError, GcpSession, gcp_argument_spec,
-)
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.module import run_gcp_module
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError, gcp_argument_spec
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.client import (
     GcsClient, check_bucket_name, storage_endpoint_spec,
 )
@@ -155,22 +154,23 @@ def main():
         api_endpoint=storage_endpoint_spec(),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_GOOGLE_AUTH:
-        module.fail_json(msg=missing_required_lib("google-auth"), exception=str(GOOGLE_AUTH_IMPORT_ERROR))
-    problem = check_bucket_name(module.params["bucket"], "bucket")
-    if problem:
-        module.fail_json(msg=f"gcs_sync: {problem}")
-    if module.params["parallelism"] < 1:
-        module.fail_json(msg=f"gcs_sync: parallelism ({module.params['parallelism']}) must be at least 1")
+    run_gcp_module(module, lambda session, params: GcsClient(session, params["api_endpoint"]), _sync,
+                   validate=_problems)
+
+
+def _problems(params):
+    problems = [p for p in [check_bucket_name(params["bucket"], "bucket")] if p]
+    if params["parallelism"] < 1:
+        problems.append(f"parallelism ({params['parallelism']}) must be at least 1")
+    return problems
+
+
+def _sync(client, params, check_mode):
     try:
-        client = GcsClient(GcpSession(module.params), module.params["api_endpoint"])
-        result = run_sync(client, module.params, module.check_mode)
-    except GcpError as exc:
-        module.fail_json(msg=f"gcs_sync: {exc}")
+        return run_sync(client, params, check_mode)
     except OSError as exc:  # a local file that changed between planning and upload
-        module.fail_json(msg=f"gcs_sync: {exc.filename or module.params['src']}: {exc.strerror or exc} — fix it and "
-                             "run the sync again; nothing that failed was reported as uploaded")
-    module.exit_json(**result)
+        raise GcpError(f"{exc.filename or params['src']}: {exc.strerror or exc} — fix it and run the sync again; "
+                       "nothing that failed was reported as uploaded") from exc
 
 
 if __name__ == "__main__":

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import time
 
-from ansible.module_utils.basic import env_fallback, missing_required_lib
+from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.module import run_gcp_module
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import (
-    HAS_GOOGLE_AUTH, GOOGLE_AUTH_IMPORT_ERROR, GcpApiError, GcpError, GcpSession,
+    GcpApiError, GcpError,
 )
 
 DEFAULT_ENDPOINT = "https://container.googleapis.com"
@@ -214,20 +215,15 @@ class ContainerClient:
         return self.call(verb, path, body, f"{what} of node pool {name!r} in cluster {cluster!r} ({project}/{location})")
 
 
+def _container_client(session, params):
+    poll = params.get("poll_interval")
+    poll = 10.0 if poll is None else poll
+    if poll <= 0:
+        raise GcpError(f"poll_interval must be a positive number of seconds, got {poll}")
+    return ContainerClient(session, params["api_endpoint"], wait_timeout=params.get("wait_timeout") or 1800,
+                           poll_max=poll)
+
+
 def run_container_module(module, runner):
-    """The body of every GKE module: session, client, runner(client, params, check_mode), exit or fail."""
-    name = module._name.rsplit(".", 1)[-1]  # pylint: disable=protected-access
-    if not HAS_GOOGLE_AUTH:
-        module.fail_json(msg=missing_required_lib("google-auth"), exception=str(GOOGLE_AUTH_IMPORT_ERROR))
-    client = None
-    try:
-        poll = module.params.get("poll_interval")
-        poll = 10.0 if poll is None else poll
-        if poll <= 0:
-            raise GcpError(f"poll_interval must be a positive number of seconds, got {poll}")
-        client = ContainerClient(GcpSession(module.params), module.params["api_endpoint"],
-                                 wait_timeout=module.params.get("wait_timeout") or 1800, poll_max=poll)
-        result = runner(client, module.params, module.check_mode)
-    except GcpError as exc:
-        module.fail_json(msg=f"{name}: {exc}", operations=client.operations if client else [])
-    module.exit_json(**result)
+    """The body of every GKE module: run_gcp_module with a Container API client."""
+    run_gcp_module(module, _container_client, runner)
