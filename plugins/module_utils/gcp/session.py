@@ -17,6 +17,7 @@ import time
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.rapids.triton_fil.plugins.module_utils.backoff import RETRYABLE_STATUS, Backoff
 from ansible_collections.rapids.triton_fil.plugins.module_utils.redact import scrub
 
 try:
@@ -35,7 +36,6 @@ except ImportError as exc:  # pragma: no cover - reported through missing_requir
     GOOGLE_AUTH_IMPORT_ERROR = exc
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
-RETRYABLE_STATUS = frozenset((408, 429, 500, 502, 503, 504))
 
 
 def gcp_argument_spec():
@@ -154,10 +154,7 @@ class GcpSession:
         self.params = params
         self.timeout = float(params.get("request_timeout") or 60)
         self.max_retries = int(params.get("max_retries") if params.get("max_retries") is not None else 6)
-        self._sleep = sleep
-        self._rng = rng
-        self.base_delay = base_delay
-        self.max_delay = max_delay
+        self.retry = Backoff(sleep=sleep, rng=rng, base_delay=base_delay, max_delay=max_delay)
         self._credentials = None
         self._session = None
         self.calls = []  # (method, url, status) of every attempt, for results and tests
@@ -186,16 +183,9 @@ class GcpSession:
                 raise GcpError(f"could not obtain an access token with auth_kind={self.params.get('auth_kind')}: {exc}") from exc
         return creds.token
 
-    def _delay(self, attempt, response=None):
-        if response is not None:
-            retry_after = response.headers.get("Retry-After")
-            if retry_after and retry_after.isdigit():
-                return min(float(retry_after), self.max_delay)
-        return self._rng() * min(self.max_delay, self.base_delay * (2 ** attempt))
-
     def backoff(self, attempt):
         """Sleep as before retry number attempt (0-based): for callers that retry on their own terms."""
-        self._sleep(self._delay(attempt))
+        self.retry.wait(attempt)
 
     def _secrets(self):
         creds = self._credentials
@@ -219,7 +209,7 @@ class GcpSession:
                 self.calls.append((method, url, None))
                 last_error = exc
                 if attempt < attempts - 1:
-                    self._sleep(self._delay(attempt))
+                    self.retry.wait(attempt)
                     continue
                 where = f"{context}: " if context else ""
                 raise GcpConnectionError(
@@ -232,7 +222,7 @@ class GcpSession:
             if response.status_code in expected or response.status_code in allow:
                 return response
             if response.status_code in RETRYABLE_STATUS and attempt < attempts - 1:
-                self._sleep(self._delay(attempt, response))
+                self.retry.wait(attempt, response)
                 continue
             reason, message = parse_google_error(response)
             # A hostile or broken server may echo the request's Authorization header in its body.

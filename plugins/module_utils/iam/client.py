@@ -94,7 +94,7 @@ class IamClient:
                 account = None
             if account is not None or not created or attempt == self.propagation_retries:
                 return account
-            self.session._sleep(self.session._delay(attempt + 1))  # pylint: disable=protected-access
+            self.session.backoff(attempt + 1)
         return None  # pragma: no cover
 
     def create_account(self, project, account_id, display_name):
@@ -172,7 +172,7 @@ class IamClient:
                 policy = None  # the account's own policy answers 403 until IAM has propagated it
             if policy is None and new_members and target.kind == "account" and propagation < self.propagation_retries:
                 propagation += 1  # an account created moments ago may not be readable everywhere yet
-                self.session._sleep(self.session._delay(propagation))  # pylint: disable=protected-access
+                self.session.backoff(propagation)
                 continue
             if policy is None:
                 if not missing_ok:
@@ -189,12 +189,12 @@ class IamClient:
                 if is_conflict(exc) and conflicts < self.conflict_retries:
                     conflicts += 1
                     self.conflicts += 1
-                    self.session._sleep(self.session._delay(conflicts))  # pylint: disable=protected-access
+                    self.session.backoff(conflicts)
                     continue
                 unseen = is_unknown_member(exc) or (target.kind == "account" and is_not_visible_yet(exc))
                 if new_members and unseen and propagation < self.propagation_retries:
                     propagation += 1
-                    self.session._sleep(self.session._delay(propagation))  # pylint: disable=protected-access
+                    self.session.backoff(propagation)
                     continue
                 if is_conflict(exc):
                     raise GcpError(f"{exc} (the policy of {target.label} kept changing during "
