@@ -38,13 +38,15 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth import exceptions as google_auth_exceptions
 from google.auth import jwt as google_jwt
+
+from local_stack.simulators.google_http import serve_http, stop_http
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
@@ -209,19 +211,13 @@ class GoogleIdentity:
 
     # ------------------------------------------------------------------ server
     def serve(self):
-        handler = type("Handler", (_Handler,), {"identity": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = serve_http(type("Handler", (_Handler,), {"identity": self}))
         for account in list(self.accounts.values()):
             self._write_key(account, self.folder / f"{account.email.split('@', 1)[0]}-key.json")
         return self
 
     def close(self):
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
+        stop_http(self.server)
 
     def webhook_kubeconfig(self, path, endpoint):
         """A kubeconfig for the API server's --authentication-token-webhook / --authorization-webhook."""

@@ -17,7 +17,9 @@ import json
 import re
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from local_stack.simulators.google_http import serve_http, stop_http
 
 TYPE_FILTER = re.compile(r'metric\.type\s*=\s*"([^"]+)"')
 
@@ -80,17 +82,11 @@ class Monitoring:
         return 200, ({"timeSeries": out} if out else {})
 
     def serve(self):
-        handler = type("Handler", (_Handler,), {"monitoring": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = serve_http(type("Handler", (_Handler,), {"monitoring": self}))
         return self
 
     def close(self):
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
+        stop_http(self.server)
 
 
 PATH = re.compile(r"^/v3/projects/([^/]+)/timeSeries$")

@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 import threading
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 try:
     from .discovery import Discovery
+    from .google_http import serve_http, stop_http
 except ImportError:  # run as a script
     from discovery import Discovery  # type: ignore[no-redef]
+    from google_http import serve_http, stop_http  # type: ignore[no-redef]
 
 OUTPUT_ONLY = {"createTime", "updateTime", "registryUri", "sizeBytes", "satisfiesPzs", "satisfiesPzi"}
 MASK_PATHS = {"description", "labels", "docker_config", "docker_config.immutable_tags", "cleanup_policies",
@@ -37,13 +39,10 @@ class ArtifactRegistrySimulator:
         self.operations = {}
         self.requests = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server, self.url = serve_http(self._handler())
 
     def close(self):
-        self._server.shutdown()
-        self._server.server_close()
+        stop_http(self._server)
 
     def writes(self):
         return [r for r in self.requests if r[0] not in ("GET", "HEAD")]

@@ -41,15 +41,14 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 try:
     from .discovery import Discovery
-    from .google_http import ApiError, FaultQueue, JsonHandler
+    from .google_http import ApiError, FaultQueue, JsonHandler, serve_http, stop_http
 except ImportError:  # run as a script
     from discovery import Discovery  # type: ignore[no-redef]
-    from google_http import ApiError, FaultQueue, JsonHandler  # type: ignore[no-redef]
+    from google_http import ApiError, FaultQueue, JsonHandler, serve_http, stop_http  # type: ignore[no-redef]
 
 APIS = {"compute": "compute.v1", "serviceusage": "serviceusage.v1"}
 COMPUTE_ROOT = "https://www.googleapis.com/compute/v1"
@@ -57,24 +56,10 @@ COMPUTE_REASONS = {400: "invalid", 401: "required", 403: "forbidden", 404: "notF
                    500: "backendError", 503: "backendError"}
 
 
-def _parameters(doc):
-    """method id -> names of its query/path parameters (plus the API's global parameters)."""
-    found = {}
-    common = set(doc.get("parameters", {}))
-
-    def walk(resources):
-        for resource in resources.values():
-            for method in resource.get("methods", {}).values():
-                found[method["id"]] = common | set(method.get("parameters", {}))
-            walk(resource.get("resources", {}))
-    walk(doc.get("resources", {}))
-    return found
-
-
 class ComputeSimulator(FaultQueue):
     def __init__(self):
         self.discovery = {api: Discovery(doc) for api, doc in APIS.items()}
-        self.parameters = {api: _parameters(d.doc) for api, d in self.discovery.items()}
+        self.parameters = {api: d.parameters for api, d in self.discovery.items()}
         self.prefix = {api: "/" + d.doc["servicePath"].rstrip("/") if d.doc.get("servicePath") else ""
                        for api, d in self.discovery.items()}
         self.lock = threading.RLock()
@@ -142,18 +127,12 @@ class ComputeSimulator(FaultQueue):
 
     def serve(self):
         for api in APIS:
-            handler = type("Handler", (_Handler,), {"sim": self, "api": api})
-            server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-            server.daemon_threads = True
-            self.servers[api] = server
-            self.urls[api] = f"http://127.0.0.1:{server.server_address[1]}"
-            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+            self.servers[api], self.urls[api] = serve_http(type("Handler", (_Handler,), {"sim": self, "api": api}))
         return self
 
     def close(self):
         for server in self.servers.values():
-            server.shutdown()
-            server.server_close()
+            stop_http(server)
 
     # ----------------------------------------------------------------- helpers
     def _project(self, ref):

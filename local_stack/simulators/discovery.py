@@ -29,11 +29,15 @@ class Discovery:
         self.doc = json.loads((DOCUMENTS / f"{name}.json").read_text())
         self.schemas = self.doc["schemas"]
         self.methods = {}
+        # method id -> names of its query/path parameters (plus the API's global parameters)
+        self.parameters = {}
         self._collect(self.doc.get("resources", {}))
 
     def _collect(self, resources):
+        common = set(self.doc.get("parameters", {}))
         for resource in resources.values():
             for method in resource.get("methods", {}).values():
+                self.parameters[method["id"]] = common | set(method.get("parameters", {}))
                 path = method.get("flatPath") or method["path"]
                 pattern = "^/" + re.sub(r"\\\{[^}]+\\\}", r"([^/:]+)", re.escape(path)) + "$"
                 request = (method.get("request") or {}).get("$ref")

@@ -41,15 +41,14 @@ import json
 import re
 import threading
 import time
-from http.server import ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 try:
     from .discovery import Discovery
-    from .google_http import ApiError, FaultQueue, JsonHandler
+    from .google_http import ApiError, FaultQueue, JsonHandler, serve_http, stop_http
 except ImportError:  # run as a script
     from discovery import Discovery  # type: ignore[no-redef]
-    from google_http import ApiError, FaultQueue, JsonHandler  # type: ignore[no-redef]
+    from google_http import ApiError, FaultQueue, JsonHandler, serve_http, stop_http  # type: ignore[no-redef]
 
 MASTER_VERSION = "1.33.5-gke.1201000"
 ZONE = re.compile(r"^[a-z]+-[a-z]+\d+-[a-z]$")
@@ -172,17 +171,11 @@ class GkeSimulator(FaultQueue):
         self._flush_control_plane()
 
     def serve(self):
-        handler = type("Handler", (_Handler,), {"sim": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = serve_http(type("Handler", (_Handler,), {"sim": self}))
         return self
 
     def close(self):
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
+        stop_http(self.server)
 
     # ----------------------------------------------------------------- control plane
     def _tell_control_plane(self, method, *args):

@@ -1,11 +1,12 @@
-"""What the Google API simulators share: Google-shaped errors, queued faults and a JSON request handler."""
+"""What the Google API simulators share: Google-shaped errors, queued faults, a JSON request handler, and the one
+way the local stack's in-process HTTP servers start and stop (the control plane's helpers use it too)."""
 
 from __future__ import annotations
 
 import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 # The legacy per-error reason Google's JSON errors still carry next to the status name; clients test it
 # (terraform-provider-google tpgresource.IsFailedPreconditionError reads errors[].reason == "failedPrecondition").
@@ -82,3 +83,18 @@ class JsonHandler(BaseHTTPRequestHandler):
 
     def do_DELETE(self):  # noqa: N802
         self._dispatch("DELETE")
+
+
+def serve_http(handler):
+    """A ThreadingHTTPServer for ``handler`` on a free loopback port, served from a daemon thread: (server, url)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def stop_http(server):
+    """Stop serving and close the socket (None: nothing was started)."""
+    if server is not None:
+        server.shutdown()
+        server.server_close()
