@@ -122,9 +122,10 @@ ensure_venv
 ensure_helm
 ensure_helm4
 # docker-registry: the registry tests and the local stack; skopeo: bench/image_mirror's side by side;
-# podman: a Docker Engine API for container_image_build; libb64-0d: perf_analyzer's one Debian library.
+# podman + runc: a Docker Engine API for container_image_build (local_stack/podman.py: crun refuses this
+# sandbox's hybrid cgroups, runc runs the RUN steps); libb64-0d: perf_analyzer's one Debian library.
 # shellcheck disable=SC2086  # APT_PACKAGES is a space-separated list: split it
-ensure_apt docker-registry skopeo podman libb64-0d ${APT_PACKAGES:-}
+ensure_apt docker-registry skopeo podman runc libb64-0d ${APT_PACKAGES:-}
 ensure_perf_analyzer
 "$TOOLS/bin/perf_analyzer" --version >/dev/null || log "perf_analyzer does not start (libb64-0d missing?)"
 log "ready: $VENV, $TOOLS/bin/helm (3), $TOOLS/bin/helm4, $TOOLS/bin/perf_analyzer"

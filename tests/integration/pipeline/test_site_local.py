@@ -106,3 +106,22 @@ def test_verify_unknown_model_fails_with_the_hint(converged, local_stack, ansibl
                                            "reference": str(REPO / "model_repository" / "fil_reference.json")})
     assert run.rc != 0
     assert "model 'nope' is not ready" in run.result("verify")["msg"]
+
+
+def test_build_mode_builds_on_the_stacks_engine_then_changes_nothing(converged, local_stack):
+    """gcr_image_mode=build on the local stack: podman's Docker API builds local_stack/image_context FROM the
+    stack registry's base image and pushes it; the release values get its digest; a second run changes nothing.
+    Runs last in this file: it moves the destination tag away from the mirrored image."""
+    assert local_stack.get("TRITON_FIL_DOCKER_HOST", "").startswith("unix://"), "the stack starts podman"
+    build = {"gcr_image_mode": "build"}
+    first = run_playbook(SITE, inventory=INVENTORY, env=local_stack, extra_vars=build)
+    assert first.rc == 0, first.stdout[-4000:] + first.stderr[-2000:]
+    built = first.result("Wait for the image copy (each retry line is one poll)")
+    assert built["pushed"] is True and built["digest"].startswith("sha256:")
+    image = first.result("Hand the pushed image to the next roles")["ansible_facts"]["triton_fil_image"]
+    assert image["digest"] == built["digest"]
+    assert first.result("Show what the release would run")["msg"].startswith(f"release values: image {image['ref']},")
+    second = run_playbook(SITE, inventory=INVENTORY, env=local_stack, extra_vars=build)
+    assert second.rc == 0, second.stdout[-4000:]
+    assert second.changed == 0
+    assert second.result("Wait for the image copy (each retry line is one poll)")["pushed"] is False
