@@ -3,7 +3,9 @@
 kubernetes.core.helm runs `helm version`, `plugin list`, `show chart`, `list`, `get values` and
 `upgrade -i`. This script answers them from a release state file per API server
 (FAKE_HELM_STATE_DIR/<server port>.json; the module hands helm a temporary copy of the kubeconfig);
-`upgrade` renders the chart with the real helm (`helm template`, so the
+`upgrade` first has the real helm parse the flags (`helm upgrade FLAGS --help`: an unknown flag fails
+as it would, a deprecated one warns; FAKE_HELM_REAL picks helm 3 or helm 4), then renders the chart
+with the real helm (`helm template`, so the
 chart, its values schema and its templates are the real ones) and creates or replaces every object in
 the API server named by the kubeconfig. It does not wait or roll back: the fake API server has no
 controllers, the tests set the objects' status themselves.
@@ -26,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fake_apiserver import collection_path  # noqa: E402  pylint: disable=wrong-import-position
 
-REAL_HELM = str(Path(__file__).resolve().parents[3] / ".tools" / "bin" / "helm")
+# The real helm that renders the chart and checks the flags: helm 3.17 by default, FAKE_HELM_REAL=.../helm4 for 4.
+REAL_HELM = os.environ.get("FAKE_HELM_REAL") or str(Path(__file__).resolve().parents[3] / ".tools" / "bin" / "helm")
 VALUE_FLAGS = {"-f", "--values", "-n", "--namespace", "--timeout", "--kubeconfig", "--output", "--filter",
                "--kube-context", "--history-max"}
 
@@ -85,7 +88,16 @@ def main(argv):
         release = state["releases"].get(positional[2])
         print(yaml.safe_dump(release["values"]) if release and release["values"] else "null")
         return 0
-    if command[:1] == ["upgrade"]:
+    if command[:1] in (["upgrade"], ["install"]):
+        # The real binary's own flag parser judges the flags kubernetes.core.helm sent: `--help` after them
+        # parses every flag (an unknown one fails, a deprecated one warns on stderr) and runs nothing.
+        parsed = subprocess.run([REAL_HELM, *argv, "--help"], capture_output=True, text=True, check=False)
+        with open(Path(os.environ["FAKE_HELM_STATE_DIR"]) / "flags.log", "a", encoding="utf-8") as log:
+            log.write(json.dumps({"argv": argv, "rc": parsed.returncode, "stderr": parsed.stderr}) + "\n")
+        if parsed.returncode != 0:
+            sys.stderr.write(parsed.stderr)
+            return parsed.returncode
+        sys.stderr.write(parsed.stderr)  # the deprecation warnings helm itself would print
         release_name, chart = positional[1], positional[2]
         values_files = flags.get("-f", []) + flags.get("--values", [])
         args = [REAL_HELM, "template", release_name, chart, "--namespace", namespace]
