@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import threading
 import time
@@ -239,7 +240,7 @@ def load_phase(make, protocol, model, version, inputs, output_names, concurrency
         return None if value is None else round(value * 1000.0, 3)
 
     return {
-        "concurrency": concurrency, "duration_s": round(elapsed, 3), "requests": len(latencies),
+        "engine": "python", "concurrency": concurrency, "duration_s": round(elapsed, 3), "requests": len(latencies),
         "errors": len(errors), "first_error": errors[0] if errors else None,
         "throughput_rps": round(len(latencies) / elapsed, 2) if elapsed > 0 else 0.0,
         "rows_per_s": round(len(latencies) * rows / elapsed, 2) if elapsed > 0 else 0.0,
@@ -268,3 +269,70 @@ def scrape_metrics(url, model=None, timeout=10.0):
             continue
         metrics[name] = metrics.get(name, 0.0) + float(value)
     return metrics
+
+
+def find_perf_analyzer(path=None):
+    """The perf_analyzer binary: the given path, else perf_analyzer on PATH; None when there is none."""
+    import shutil  # pylint: disable=import-outside-toplevel
+    if path:
+        return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
+    return shutil.which("perf_analyzer")
+
+
+def perf_analyzer_input_file(inputs, path):
+    """perf_analyzer's real-input JSON for the reference rows: one data step per row (batch dimension dropped)."""
+    rows = next(iter(inputs.values())).shape[0]
+    steps = []
+    for row in range(rows):
+        steps.append({name: {"content": array[row].reshape(-1).tolist(), "shape": list(array.shape[1:])}
+                      for name, array in inputs.items()})
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump({"data": steps}, handle)
+    return rows
+
+
+def parse_perf_analyzer_csv(text, rows, duration_s):
+    """The same fields load_phase returns, from perf_analyzer's -f CSV (latencies in microseconds)."""
+    import csv  # pylint: disable=import-outside-toplevel
+    records = list(csv.DictReader(text.splitlines()))
+    if not records:
+        raise VerifyError(f"perf_analyzer wrote no measurement: {text[:300]!r}")
+    row = records[-1]
+
+    def ms(key):
+        value = row.get(key)
+        return round(float(value) / 1000.0, 3) if value not in (None, "") else None
+
+    inferences = float(row["Inferences/Second"])
+    throughput = inferences / max(rows, 1)
+    return {
+        "engine": "perf_analyzer", "concurrency": int(row["Concurrency"]), "duration_s": round(duration_s, 3),
+        "requests": int(round(throughput * duration_s)), "errors": 0, "first_error": None,
+        "throughput_rps": round(throughput, 2), "rows_per_s": round(inferences, 2),
+        "latency_ms": {"p50": ms("p50 latency"), "p90": ms("p90 latency"), "p99": ms("p99 latency"),
+                       "max": None, "avg": ms("Avg latency")},
+    }
+
+
+def perf_analyzer_load(binary, protocol, url, model, version, inputs, concurrency, duration_s, workdir,
+                       run=None):
+    """The load phase run by perf_analyzer: the reference rows as one request of that batch size, at the
+    given concurrency, measured over three windows that together last duration_s (no stability wait).
+    """
+    import subprocess  # pylint: disable=import-outside-toplevel
+    run = run or subprocess.run
+    data_file, report = os.path.join(workdir, "perf_input.json"), os.path.join(workdir, "perf_report.csv")
+    rows = perf_analyzer_input_file(inputs, data_file)
+    window_ms = max(int(duration_s * 1000 / 3), 100)
+    cmd = [binary, "-m", model, "-u", strip_scheme(url), "-i", "grpc" if protocol == "grpc" else "http",
+           "-b", str(rows), "--input-data", data_file, "--concurrency-range", f"{concurrency}:{concurrency}",
+           "--measurement-mode", "time_windows", "--measurement-interval", str(window_ms),
+           "--stability-percentage", "999", "--max-trials", "3", "-f", report]
+    if version:
+        cmd += ["-x", str(version)]
+    proc = run(cmd, capture_output=True, text=True, check=False, timeout=duration_s * 4 + 120)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]
+        raise VerifyError(f"perf_analyzer failed (exit {proc.returncode}): {' / '.join(tail)}")
+    with open(report, encoding="utf-8") as handle:
+        return parse_perf_analyzer_csv(handle.read(), rows, window_ms * 3 / 1000.0)
