@@ -80,7 +80,7 @@ class Index:
         return list(seen.values())
 
 
-def random_layer(size, media_type=DOCKER_LAYER, name="data.bin"):
+def random_layer(size, media_type=DOCKER_LAYER, name="data.bin", compresslevel=9):
     """A gzipped tar holding one file of random bytes (incompressible, so the blob is about ``size``)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:
@@ -90,7 +90,7 @@ def random_layer(size, media_type=DOCKER_LAYER, name="data.bin"):
         info.mtime = 0
         tar.addfile(info, io.BytesIO(payload))
     tar_bytes = raw.getvalue()
-    return Blob(gzip.compress(tar_bytes, mtime=0), media_type, digest_of(tar_bytes))
+    return Blob(gzip.compress(tar_bytes, compresslevel=compresslevel, mtime=0), media_type, digest_of(tar_bytes))
 
 
 def make_image(layer_sizes=(2048, 4096), arch="amd64", oci=False, layers=None, variant=None):
