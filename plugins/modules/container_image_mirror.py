@@ -17,7 +17,7 @@ description:
     returned RV(ref) (C(repository@sha256:...)) pins exactly what was pushed.
   - Nothing is sent when the destination tag already names the same digest (C(changed=false)).
     Otherwise only the blobs the destination lacks are sent. A blob the destination registry already
-    holds in another repository is mounted from there instead of sent (cross-repository mount): from
+    holds in another repository is mounted from there instead of sent (a cross-repository mount) - from
     the source repository when both are on one registry, from the repositories in O(mount_from),
     and from those where earlier copies on this host left it (O(blob_cache)); each candidate is
     confirmed with a HEAD request first.

@@ -74,7 +74,10 @@ options:
         default: 5
       engine:
         description:
-          - V(python) sends the requests from a thread per client in this module (needs nothing else).
+          - V(python) sends the requests from this module and needs nothing else. Over HTTP it sends one
+            request, built once, on O(load.concurrency) keep-alive connections from one asyncio loop
+            (each answer read to its end, its status checked); over gRPC each client has its own
+            tritonclient client and thread.
           - V(perf_analyzer) runs Triton's C(perf_analyzer) with the reference rows as one request of that
             batch size, over three measurement windows that together last O(load.duration), and reads
             its CSV report into the same result fields (C(latency_ms.max) is then null); it fails when

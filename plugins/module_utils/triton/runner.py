@@ -26,6 +26,8 @@ def _load(load, protocol, url, model, version, inputs, output_names, result):
         where = f"at load.perf_analyzer={load['perf_analyzer']}" if load.get("perf_analyzer") else "on PATH"
         raise VerifyFailed(f"load.engine=perf_analyzer but no executable perf_analyzer is {where} — install it "
                            "(scripts/bootstrap.sh puts one in .tools/bin) or set load.engine to python or auto", result)
+    if binary is None and protocol == "http":
+        return tv.http_load_phase(url, model, version, inputs, output_names, load["concurrency"], load["duration"])
     if binary is None:
         return tv.load_phase(lambda: tv.make_client(protocol, url), protocol, model, version, inputs, output_names,
                              load["concurrency"], load["duration"])

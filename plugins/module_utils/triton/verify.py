@@ -336,3 +336,114 @@ def perf_analyzer_load(binary, protocol, url, model, version, inputs, concurrenc
         raise VerifyError(f"perf_analyzer failed (exit {proc.returncode}): {' / '.join(tail)}")
     with open(report, encoding="utf-8") as handle:
         return parse_perf_analyzer_csv(handle.read(), rows, window_ms * 3 / 1000.0)
+
+
+def split_host_port(hostport, default_port=80):
+    """('127.0.0.1', 8000) from '127.0.0.1:8000'; IPv6 in brackets; the default port when none is given."""
+    if hostport.startswith("["):
+        host, _sep, rest = hostport[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else default_port
+    if hostport.count(":") == 1:
+        host, port = hostport.split(":")
+        return host, int(port)
+    return hostport, default_port
+
+
+def http_infer_request(url, model, version, inputs, output_names):
+    """The bytes of one HTTP/1.1 inference request (KServe v2, binary tensor data), built by tritonclient."""
+    request_inputs = []
+    for name, array in inputs.items():
+        tensor = triton_http.InferInput(name, list(array.shape), {
+            np.dtype(np.float32): "FP32", np.dtype(np.float64): "FP64", np.dtype(np.int32): "INT32",
+            np.dtype(np.int64): "INT64", np.dtype(np.float16): "FP16", np.dtype(np.int8): "INT8",
+            np.dtype(np.uint8): "UINT8", np.dtype(np.bool_): "BOOL"}[array.dtype])
+        tensor.set_data_from_numpy(array, binary_data=True)
+        request_inputs.append(tensor)
+    outputs = [triton_http.InferRequestedOutput(name, binary_data=True) for name in output_names]
+    body, json_size = triton_http.InferenceServerClient.generate_request_body(request_inputs, outputs=outputs)
+    host = strip_scheme(url)
+    path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + "/infer"
+    head = [f"POST {path} HTTP/1.1", f"Host: {host}", "Content-Type: application/octet-stream",
+            f"Content-Length: {len(body)}"]
+    if json_size is not None:
+        head.append(f"Inference-Header-Content-Length: {json_size}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode("ascii") + body
+
+
+def http_load_phase(url, model, version, inputs, output_names, concurrency, duration_s, clock=time.perf_counter):
+    """The HTTP load phase: one request built once and sent again and again on `concurrency` keep-alive
+    connections from one asyncio loop, each answer read to its end and its status checked.
+
+    A request costs the client a few tens of microseconds of Python (no per-request tensor encoding, no
+    threads handing the GIL to each other), so on a machine the client shares with the server the
+    server gets the CPU, as with perf_analyzer. The answers' values were checked by the reference
+    inference before the load phase.
+    """
+    import asyncio  # pylint: disable=import-outside-toplevel
+
+    request = http_infer_request(url, model, version, inputs, output_names)
+    host, port = split_host_port(strip_scheme(url).split("/", 1)[0])
+    latencies, errors = [], []
+
+    async def read_body(reader, head):
+        lower = head.lower()
+        for line in lower.split(b"\r\n"):
+            if line.startswith(b"content-length:"):
+                length = int(line[15:])
+                return await reader.readexactly(length) if length else b""
+        if b"transfer-encoding: chunked" in lower:
+            parts = []
+            while True:
+                size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while await reader.readuntil(b"\r\n") != b"\r\n":
+                        pass  # trailers
+                    return b"".join(parts)
+                parts.append(await reader.readexactly(size))
+                await reader.readexactly(2)
+        return b""
+
+    async def worker(stop_at):
+        writer = None
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+            while clock() < stop_at:
+                t0 = clock()
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = head[9:12]
+                body = await read_body(reader, head)
+                if status == b"200":
+                    latencies.append(clock() - t0)
+                else:
+                    errors.append(f"HTTP {status.decode('ascii', 'replace')}: {body[:200].decode('utf-8', 'replace')}")
+                if b"connection: close" in head.lower():
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, port)
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            if writer is not None:
+                writer.close()
+
+    async def run():
+        stop_at = clock() + duration_s
+        await asyncio.gather(*(worker(stop_at) for _worker in range(concurrency)))
+
+    started = clock()
+    asyncio.run(run())
+    elapsed = clock() - started
+    latencies.sort()
+    rows = next(iter(inputs.values())).shape[0] if inputs else 1
+
+    def ms(value):
+        return None if value is None else round(value * 1000.0, 3)
+
+    return {
+        "engine": "python", "concurrency": concurrency, "duration_s": round(elapsed, 3), "requests": len(latencies),
+        "errors": len(errors), "first_error": errors[0] if errors else None,
+        "throughput_rps": round(len(latencies) / elapsed, 2) if elapsed > 0 else 0.0,
+        "rows_per_s": round(len(latencies) * rows / elapsed, 2) if elapsed > 0 else 0.0,
+        "latency_ms": {"p50": ms(percentile(latencies, 50)), "p90": ms(percentile(latencies, 90)),
+                       "p99": ms(percentile(latencies, 99)), "max": ms(latencies[-1] if latencies else None)},
+    }
