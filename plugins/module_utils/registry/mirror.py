@@ -333,7 +333,13 @@ class Mirror:
         asks = [(d["digest"], repo) for d in missing for repo in self._candidates(d["digest"])]
         if not asks:
             return
-        held = pool.map(lambda a: self.dst.blob_size(a[1], a[0], read_only=True) is not None, asks)
+        def holds(ask):
+            try:
+                return self.dst.blob_size(ask[1], ask[0], read_only=True) is not None
+            except RegistryAuthError:  # a repository these credentials may not read (its token refused)
+                return False
+
+        held = pool.map(holds, asks)
         for (digest, repo), present in zip(asks, held):
             if present:
                 self.mount_sources.setdefault(digest, repo)

@@ -430,8 +430,53 @@ def http_load_phase(url, model, version, inputs, output_names, concurrency, dura
         stop_at = clock() + duration_s
         await asyncio.gather(*(worker(stop_at) for _worker in range(concurrency)))
 
+    def run_blocking():
+        """One client: a blocking socket is cheaper per request than an event loop (latency-bound)."""
+        import socket  # pylint: disable=import-outside-toplevel
+        stop_at = clock() + duration_s
+        try:
+            with socket.create_connection((host, port), timeout=60) as sock:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                stream = sock.makefile("rb")
+                while clock() < stop_at:
+                    t0 = clock()
+                    sock.sendall(request)
+                    status, length, chunked, close = stream.readline()[9:12], None, False, False
+                    while True:
+                        line = stream.readline()
+                        if line in (b"\r\n", b"\n", b""):
+                            break
+                        lower = line.lower()
+                        if lower.startswith(b"content-length:"):
+                            length = int(lower[15:])
+                        elif lower.startswith(b"transfer-encoding:") and b"chunked" in lower:
+                            chunked = True
+                        elif lower.startswith(b"connection:") and b"close" in lower:
+                            close = True
+                    body = stream.read(length) if length else b""
+                    while chunked:
+                        size = int(stream.readline().split(b";", 1)[0].strip() or b"0", 16)
+                        if size == 0:
+                            while stream.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            break
+                        body += stream.read(size)
+                        stream.readline()
+                    if status == b"200":
+                        latencies.append(clock() - t0)
+                    else:
+                        errors.append(f"HTTP {status.decode('ascii', 'replace')}: "
+                                      f"{body[:200].decode('utf-8', 'replace')}")
+                    if close:
+                        break
+        except (OSError, ValueError) as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+
     started = clock()
-    asyncio.run(run())
+    if concurrency == 1:
+        run_blocking()
+    else:
+        asyncio.run(run())
     elapsed = clock() - started
     latencies.sort()
     rows = next(iter(inputs.values())).shape[0] if inputs else 1

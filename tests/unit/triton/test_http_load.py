@@ -54,15 +54,17 @@ class Server:
         self.server.server_close()
 
 
+@pytest.mark.parametrize("concurrency", [1, 3])  # 1: the blocking-socket loop; more: the asyncio loop
 @pytest.mark.parametrize("mode", ["length", "chunked"])
-def test_keep_alive_connections_send_the_same_request(mode):
+def test_keep_alive_connections_send_the_same_request(mode, concurrency):
     server = Server(mode)
     try:
-        load = tv.http_load_phase(server.url, "fil", "", INPUTS, ["output__0"], concurrency=3, duration_s=0.5)
+        load = tv.http_load_phase(server.url, "fil", "", INPUTS, ["output__0"], concurrency=concurrency,
+                                  duration_s=0.5)
     finally:
         server.close()
     assert load["errors"] == 0 and load["requests"] == len(server.requests) > 3
-    assert len(server.connections) == 3, "one keep-alive connection per client"
+    assert len(server.connections) == concurrency, "one keep-alive connection per client"
     path, headers, body = server.requests[0]
     assert path == "/v2/models/fil/infer" and headers["Content-Type"] == "application/octet-stream"
     json_size = int(headers["Inference-Header-Content-Length"])
@@ -73,10 +75,12 @@ def test_keep_alive_connections_send_the_same_request(mode):
     assert load["latency_ms"]["p50"] <= load["latency_ms"]["p99"] <= load["latency_ms"]["max"]
 
 
-def test_errors_are_counted_and_the_first_is_kept():
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_errors_are_counted_and_the_first_is_kept(concurrency):
     server = Server("error")
     try:
-        load = tv.http_load_phase(server.url, "fil", "3", INPUTS, ["output__0"], concurrency=2, duration_s=0.3)
+        load = tv.http_load_phase(server.url, "fil", "3", INPUTS, ["output__0"], concurrency=concurrency,
+                                  duration_s=0.3)
     finally:
         server.close()
     assert load["requests"] == 0 and load["errors"] > 0
@@ -84,9 +88,11 @@ def test_errors_are_counted_and_the_first_is_kept():
     assert server.requests[0][0] == "/v2/models/fil/versions/3/infer"
 
 
-def test_a_closed_port_is_an_error_not_a_hang():
-    load = tv.http_load_phase("http://127.0.0.1:9", "fil", "", INPUTS, ["output__0"], concurrency=2, duration_s=0.2)
-    assert load["requests"] == 0 and load["errors"] == 2 and "Error" in load["first_error"]
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_a_closed_port_is_an_error_not_a_hang(concurrency):
+    load = tv.http_load_phase("http://127.0.0.1:9", "fil", "", INPUTS, ["output__0"], concurrency=concurrency,
+                              duration_s=0.2)
+    assert load["requests"] == 0 and load["errors"] == concurrency and "Error" in load["first_error"]
 
 
 @pytest.mark.parametrize("text, expected", [("127.0.0.1:8000", ("127.0.0.1", 8000)), ("triton", ("triton", 80)),
