@@ -143,11 +143,15 @@ def main():
                     clients.append(("plain", lambda c=concurrency: run_plain(env, c, args.duration)))
                 for rep in range(args.reps):
                     for name, fn in (clients if rep % 2 == 0 else list(reversed(clients))):
-                        runs.setdefault((concurrency, name), []).append(fn())
+                        measured = fn()
+                        runs.setdefault((concurrency, name), []).append(measured)
+                        print(f"concurrency {concurrency:2} rep {rep} {name:13} {measured['throughput_rps']:8.1f} req/s "
+                              f"p50 {measured['latency_ms']['p50']:.2f} ms p99 {measured['latency_ms']['p99']:.2f} ms",
+                              flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     rows, result = [], {"duration_s": args.duration, "reps": args.reps, "protocol": "http", "batch": 8,
-                        "by_concurrency": {}}
+                        "by_concurrency": {}, "samples": {f"{c}/{n}": v for (c, n), v in runs.items()}}
     for concurrency in args.concurrency:
         summary = {}
         for name in ("ours", "perf_analyzer", "plain"):

@@ -24,6 +24,9 @@ from k8s_checks import HELMS
 from test_k8s_roles_fake_api import FAKE_HELM, FAST, SCENARIOS
 from testlib import run_playbook
 
+# Two or three ansible-playbook runs per case: ~15 s each on a 2-core machine.
+pytestmark = pytest.mark.slow
+
 PLAYBOOK = """\
 - name: triton_helm
   hosts: all

@@ -17,6 +17,9 @@ import pytest
 from local_stack.images import shell_base_image
 from local_stack.podman import PodmanMissing, PodmanStartError, start_podman
 
+# Two or three ansible-playbook runs per case: ~15 s each on a 2-core machine.
+pytestmark = pytest.mark.slow
+
 SECRET_NOTE = "the htpasswd password is never printed"
 
 BUILD_PLAY = """
