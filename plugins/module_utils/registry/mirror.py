@@ -333,6 +333,7 @@ class Mirror:
         asks = [(d["digest"], repo) for d in missing for repo in self._candidates(d["digest"])]
         if not asks:
             return
+
         def holds(ask):
             try:
                 return self.dst.blob_size(ask[1], ask[0], read_only=True) is not None
