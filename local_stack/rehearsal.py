@@ -22,6 +22,7 @@ CLI:
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import re
@@ -192,7 +193,9 @@ class RehearsalSupervisor(Supervisor):
         self.marks = {"artifact_registry": len(self.artifact_registry.writes()),
                       "gcs": log_size(self.run_dir / "fake-gcs-server.log"),
                       "registry": log_size(self.registry_log),
-                      "kubernetes": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())}
+                      # The audit log's timestamps have microseconds: a second-precision mark would let earlier
+                      # events of the same second through.
+                      "kubernetes": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
 
     def writes(self):
         kube = self.control_plane.writes(since=self.marks["kubernetes"])

@@ -17,6 +17,7 @@ description:
   - O(state=absent) deletes an empty repository only; one that holds images is kept and the module
     fails unless O(force=true), since deleting a repository deletes every image in it.
 extends_documentation_fragment:
+  - rapids.triton_fil.attributes
   - rapids.triton_fil.gcp
 options:
   name:
@@ -59,13 +60,6 @@ options:
       - Base URL of the Artifact Registry API, for tests against a simulator.
       - Falls back to E(GCP_ARTIFACT_REGISTRY_ENDPOINT).
     type: str
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
 author:
   - rapids.triton_fil contributors (!UNKNOWN)
 """

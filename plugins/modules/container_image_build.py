@@ -22,6 +22,7 @@ description:
     C(oauth2accesstoken) with a google-auth access token from the O(auth_kind) options unless
     O(registry_username) is given.
 extends_documentation_fragment:
+  - rapids.triton_fil.attributes
   - rapids.triton_fil.gcp
 options:
   path:
@@ -86,14 +87,10 @@ options:
     default: []
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: partial
     details:
       - Nothing is built; the prediction is C(changed) unless the local image exists and was pushed as
         the digest the registry tag names.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
 notes:
   - Without a reachable daemon the module fails with a message naming O(docker_host) and the mirror mode.
 requirements:

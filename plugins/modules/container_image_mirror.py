@@ -30,6 +30,7 @@ description:
     C(oauth2accesstoken) and a google-auth access token from the O(auth_kind) options, unless a
     username is given for that side.
 extends_documentation_fragment:
+  - rapids.triton_fil.attributes
   - rapids.triton_fil.gcp
 options:
   source:
@@ -99,13 +100,6 @@ options:
     description: Blobs checked and copied at the same time.
     type: int
     default: 4
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
 notes:
   - Check mode asks the destination which blobs it has and reports RV(blobs_planned) and
     RV(bytes_planned) without sending anything.

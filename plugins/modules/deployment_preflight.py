@@ -26,6 +26,7 @@ description:
     (storage buckets.get).
   - Fails once, listing all problems, each naming the variable and the fix. Never writes anything.
 extends_documentation_fragment:
+  - rapids.triton_fil.attributes
   - rapids.triton_fil.gcp
 options:
   settings:
@@ -75,11 +76,7 @@ options:
     elements: str
     default: []
 attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   action:
     description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.

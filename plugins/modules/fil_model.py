@@ -27,6 +27,8 @@ description:
   - Everything is computed in memory and validated with M(rapids.triton_fil.triton_model_repository)'s rules
     before anything is written; only files whose bytes differ are written. The same model gives the same
     bytes, so a second run reports C(changed=false).
+extends_documentation_fragment:
+  - rapids.triton_fil.attributes
 options:
   model_file:
     description: The trained model file.
@@ -117,12 +119,7 @@ requirements:
   - numpy, treelite (4.x), tritonclient[grpc]
   - xgboost for XGBoost models, lightgbm for LightGBM models, scikit-learn and joblib for scikit-learn forests
 attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
     details: Text files are shown whole; binary model files as size and sha256.
 author:
   - rapids.triton_fil contributors (!UNKNOWN)

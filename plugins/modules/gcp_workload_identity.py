@@ -24,6 +24,7 @@ description:
   - Check mode reports the planned changes; C(--diff) shows the members of each touched role before
     and after.
 extends_documentation_fragment:
+  - rapids.triton_fil.attributes
   - rapids.triton_fil.gcp
 options:
   name:

@@ -18,7 +18,9 @@ description:
   - O(state=absent) deletes an empty bucket only; a bucket that still holds objects is kept and the
     module fails unless O(force=true), so data is never lost by accident.
 extends_documentation_fragment:
+  - rapids.triton_fil.attributes
   - rapids.triton_fil.gcp
+  - rapids.triton_fil.endpoint.storage
 options:
   name:
     description: The bucket name, without C(gs://).
@@ -60,18 +62,6 @@ options:
       - Without it a non-empty bucket is kept and the module fails.
     type: bool
     default: false
-  api_endpoint:
-    description:
-      - Base URL of the GCS API, for emulators such as fake-gcs-server.
-      - Falls back to E(GCP_STORAGE_ENDPOINT), then E(STORAGE_EMULATOR_HOST).
-    type: str
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
 notes:
   - Fields that the server does not report (some emulators omit C(iamConfiguration) or C(labels))
     are returned in RV(unverified) and not rewritten on every run.

@@ -29,7 +29,9 @@ description:
     deleted only with O(delete=true), and never when their name matches O(exclude) (as C(gsutil rsync -x)).
   - Check mode lists the planned uploads and deletes; C(--diff) shows them.
 extends_documentation_fragment:
+  - rapids.triton_fil.attributes
   - rapids.triton_fil.gcp
+  - rapids.triton_fil.endpoint.storage
 options:
   src:
     description: Local folder to upload.
@@ -66,18 +68,6 @@ options:
     description: Concurrent uploads.
     type: int
     default: 8
-  api_endpoint:
-    description:
-      - Base URL of the GCS API, for emulators such as fake-gcs-server.
-      - Falls back to E(GCP_STORAGE_ENDPOINT), then E(STORAGE_EMULATOR_HOST).
-    type: str
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
 author:
   - rapids.triton_fil contributors (!UNKNOWN)
 """

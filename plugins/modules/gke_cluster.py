@@ -22,7 +22,9 @@ description:
   - Check mode reports the planned changes; C(--diff) shows the fields before and after.
   - The Istio add-on of the original recipe no longer exists on GKE and is not offered.
 extends_documentation_fragment:
+  - rapids.triton_fil.attributes
   - rapids.triton_fil.gcp
+  - rapids.triton_fil.endpoint.container
   - rapids.triton_fil.gke_operation
 options:
   name:
@@ -131,11 +133,6 @@ options:
     type: list
     elements: dict
     default: []
-  api_endpoint:
-    description:
-      - Container API root. Falls back to E(GCP_CONTAINER_ENDPOINT). Tests point it at a simulator.
-    type: str
-    default: https://container.googleapis.com
 attributes:
   check_mode:
     description: Reports the planned changes without calling any mutating method.

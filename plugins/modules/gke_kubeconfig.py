@@ -24,7 +24,9 @@ description:
     service account by its numeric ID, and RBAC bindings that name its e-mail do not apply.
   - Idempotent - nothing is written when the file already holds the same entries.
 extends_documentation_fragment:
+  - rapids.triton_fil.attributes
   - rapids.triton_fil.gcp
+  - rapids.triton_fil.endpoint.container
 options:
   cluster:
     description: Cluster name.
@@ -64,10 +66,6 @@ options:
     description: Make the context the current one.
     type: bool
     default: true
-  api_endpoint:
-    description: Container API root. Falls back to E(GCP_CONTAINER_ENDPOINT).
-    type: str
-    default: https://container.googleapis.com
 attributes:
   check_mode:
     description: Reports whether the file would change without writing it.

@@ -26,7 +26,9 @@ description:
     V(INSTALLATION_DISABLED) to install drivers with a DaemonSet instead.
   - Check mode reports the planned changes; C(--diff) shows the fields before and after.
 extends_documentation_fragment:
+  - rapids.triton_fil.attributes
   - rapids.triton_fil.gcp
+  - rapids.triton_fil.endpoint.container
   - rapids.triton_fil.gke_operation
 options:
   cluster:
@@ -157,10 +159,6 @@ options:
     description: Delete and recreate the pool when a recreate-only option differs, or when it is in ERROR. Its nodes are replaced.
     type: bool
     default: false
-  api_endpoint:
-    description: Container API root. Falls back to E(GCP_CONTAINER_ENDPOINT). Tests point it at a simulator.
-    type: str
-    default: https://container.googleapis.com
 attributes:
   check_mode:
     description: Reports the planned changes without calling any mutating method.

@@ -40,6 +40,8 @@ description:
     Without O(migrate) the module is read-only.
   - Returns what each configuration declares, in the shape
     M(rapids.triton_fil.triton_verify) takes as O(rapids.triton_fil.triton_verify#module:expected_config).
+extends_documentation_fragment:
+  - rapids.triton_fil.attributes
 options:
   path:
     description: The model repository folder (one sub-folder per model).
@@ -75,12 +77,7 @@ options:
 requirements:
   - tritonclient[grpc] (brings protobuf)
 attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
     details: Only O(migrate=true) changes files; the diff shows each rewritten configuration.
 author:
   - rapids.triton_fil contributors (!UNKNOWN)

@@ -21,6 +21,8 @@ description:
   - With O(kubernetes_tunnel), the server is reached through the Kubernetes API (C(pods/portforward)), as
     C(kubectl port-forward) does (without kubectl), so a server behind a ClusterIP Service can be verified
     from outside the cluster's network.
+extends_documentation_fragment:
+  - rapids.triton_fil.attributes
 options:
   url:
     description:
@@ -128,11 +130,7 @@ options:
         type: str
         required: true
 attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 author:
   - rapids.triton_fil contributors (!UNKNOWN)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.node_pool import initial_pools
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.plan import (
-    canonical_scopes, change, diff_view, differs, dig, is_zone, public_changes, refuse_recreate, resource_name,
+    Resource, canonical_scopes, change, converge, differs, dig, is_zone, resource_name,
 )
 
 ADDONS = {
@@ -169,68 +169,43 @@ def cluster_facts(cluster):
     }
 
 
-def _settled(client, project, location, name, what):
-    """The cluster once GKE has finished with it (it keeps working after its own operations end)."""
-    cluster = client.cluster_at_rest(project, location, name)
-    if cluster is None:
-        raise GcpError(f"{what} cluster {name!r} in {project}/{location}: it disappeared meanwhile; re-run to converge")
-    if cluster.get("status") == "ERROR":
-        raise GcpError(f"{what} cluster {name!r} in {project}/{location}: it is in ERROR "
-                       f"({cluster.get('statusMessage') or 'no message'}); re-run with recreate=true to replace it")
-    return cluster
+class Cluster(Resource):
+    """A GKE cluster for the converge loop (gke/plan.py)."""
 
+    key, kind = "cluster", "cluster"
 
-def run_cluster(client, params, check_mode):
-    project, location, name = params["project"], params["location"], params["name"]
-    if not project:
-        raise GcpError("project is required: set project (or GCP_PROJECT) to the Google Cloud project ID")
-    # Plan against a resting cluster: a new one is PROVISIONING, then RECONCILING while GKE runs its own
-    # operations; writes meanwhile are refused (Terraform: containerClusterAwaitRestingState).
-    actual = client.cluster_at_rest(project, location, name)
-    if params["state"] == "absent":
-        if actual is None:
-            return {"changed": False, "changes": [], "cluster": {}, "diff": {"before": {}, "after": {}}}
-        if not check_mode:
-            client.delete_cluster(project, location, name)
-        return {"changed": True, "changes": [{"field": "cluster", "before": "present", "after": "absent"}],
-                "cluster": cluster_facts(actual), "operations": client.operations,
-                "diff": {"before": {"cluster": name, "status": actual.get("status")}, "after": {}}}
+    def __init__(self, client, params):
+        super().__init__(client, params)
+        self.project, self.location, self.name = params["project"], params["location"], params["name"]
+        self.where = f"{self.project}/{self.location}"
 
-    desired = desired_cluster(params)
-    if actual is None:
-        if check_mode:
-            return {"changed": True, "changes": [{"field": "cluster", "before": "absent", "after": "present"}],
-                    "cluster": {"name": name, "location": location}, "diff": {"before": {}, "after": desired}}
-        client.create_cluster(project, location, desired)
-        created = _settled(client, project, location, name, "create")
-        return {"changed": True, "changes": [{"field": "cluster", "before": "absent", "after": "present"}],
-                "cluster": cluster_facts(created), "operations": client.operations,
-                "diff": {"before": {}, "after": desired}}
+    def at_rest(self):
+        return self.client.cluster_at_rest(self.project, self.location, self.name)
 
-    if actual.get("status") == "ERROR" and not params["recreate"]:
-        raise GcpError(f"cluster {name!r} in {project}/{location} is in ERROR ({actual.get('statusMessage', '')}); "
-                       "nothing was changed — set recreate=true to delete and recreate it")
-    if actual.get("status") == "ERROR":
-        if not check_mode:
-            client.delete_cluster(project, location, name)
-            client.create_cluster(project, location, desired)
-            actual = _settled(client, project, location, name, "recreate")
-        return {"changed": True, "changes": [{"field": "cluster", "before": "ERROR", "after": "present"}],
-                "cluster": cluster_facts(actual), "operations": client.operations,
-                "diff": {"before": {"status": "ERROR"}, "after": desired}}
-    changes = plan_cluster(params, actual)
-    before, after = diff_view(changes)
-    result = {"changed": bool(changes), "changes": public_changes(changes), "cluster": cluster_facts(actual),
-              "diff": {"before": before, "after": after}}
-    recreate = [c for c in changes if c["action"] == "recreate"]
-    if recreate and not params["recreate"]:
-        raise GcpError(refuse_recreate("cluster", name, recreate))
-    if not changes or check_mode:
-        return result
-    if recreate:
-        client.delete_cluster(project, location, name)
-        client.create_cluster(project, location, desired)
-    else:
+    def settled(self, what):
+        """The cluster once GKE has finished with it (it keeps working after its own operations end)."""
+        cluster = self.at_rest()
+        if cluster is None:
+            raise GcpError(f"{what} cluster {self.name!r} in {self.where}: it disappeared meanwhile; re-run to converge")
+        if cluster.get("status") == "ERROR":
+            raise GcpError(f"{what} cluster {self.name!r} in {self.where}: it is in ERROR "
+                           f"({cluster.get('statusMessage') or 'no message'}); re-run with recreate=true to replace it")
+        return cluster
+
+    def desired(self):
+        return desired_cluster(self.params)
+
+    def create(self, desired):
+        self.client.create_cluster(self.project, self.location, desired)
+
+    def delete(self):
+        self.client.delete_cluster(self.project, self.location, self.name)
+
+    def plan(self, actual):
+        return plan_cluster(self.params, actual)
+
+    def apply(self, changes):
+        client, project, location, name = self.client, self.project, self.location, self.name
         for item in changes:
             kind, payload = item["action"]
             if kind == "update":
@@ -240,9 +215,28 @@ def run_cluster(client, params, check_mode):
                     client.update_cluster(project, location, name, step)
             elif kind == "addons":
                 client.call("POST", f"{client.cluster_path(project, location, name)}:setAddons",
-                            {"addonsConfig": payload}, f"set addons of cluster {name!r} in {project}/{location}")
+                            {"addonsConfig": payload}, f"set addons of cluster {name!r} in {self.where}")
             elif kind == "labels":
                 client.set_labels(project, location, name, payload)
-    result["cluster"] = cluster_facts(_settled(client, project, location, name, "update"))
-    result["operations"] = client.operations
-    return result
+
+    def facts(self, actual):
+        return cluster_facts(actual)
+
+    def planned(self):
+        return {"name": self.name, "location": self.location}
+
+    def broken(self, actual):
+        return actual.get("status") == "ERROR"
+
+    def refuse_broken(self, actual):
+        return (f"cluster {self.name!r} in {self.where} is in ERROR ({actual.get('statusMessage', '')}); "
+                "nothing was changed — set recreate=true to delete and recreate it")
+
+    def absent_view(self, actual):
+        return {"cluster": self.name, "status": actual.get("status")}
+
+
+def run_cluster(client, params, check_mode):
+    if not params["project"]:
+        raise GcpError("project is required: set project (or GCP_PROJECT) to the Google Cloud project ID")
+    return converge(Cluster(client, params), check_mode)

@@ -15,7 +15,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.client import ERROR_STATES
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.plan import (
-    canonical_scopes, change, diff_view, differs, dig, public_changes, refuse_recreate,
+    Resource, canonical_scopes, change, converge, differs, dig,
 )
 
 # G2 machine types come with a fixed number of NVIDIA L4 GPUs attached (https://cloud.google.com/compute/docs/gpus).
@@ -319,18 +319,62 @@ def pool_facts(pool):
     }
 
 
-def _settled(client, project, location, cluster, name, context):
-    """The pool once at rest; raise when it ended in an error state."""
-    pool = client.pool_at_rest(project, location, cluster, name)
-    if pool is not None and pool.get("status") in ERROR_STATES:
-        raise GcpError(f"{context}: node pool {name!r} of cluster {cluster!r} is {pool.get('status')} "
-                       f"({pool.get('statusMessage') or 'no message'}); look at its operations in the Cloud Console, "
-                       "then re-run with recreate=true to replace it")
-    return pool
+class NodePool(Resource):
+    """A node pool of a GKE cluster for the converge loop (gke/plan.py)."""
+
+    key, kind = "node_pool", "node pool"
+
+    def __init__(self, client, params, workload_identity):
+        super().__init__(client, params)
+        self.path = (params["project"], params["location"], params["cluster"])
+        self.cluster, self.name, self.workload_identity = params["cluster"], params["name"], workload_identity
+
+    def at_rest(self):
+        return self.client.pool_at_rest(*self.path, self.name)
+
+    def settled(self, what):
+        """The pool once at rest; raise when it ended in an error state."""
+        pool = self.at_rest()
+        if pool is not None and pool.get("status") in ERROR_STATES:
+            raise GcpError(f"{what}: node pool {self.name!r} of cluster {self.cluster!r} is {pool.get('status')} "
+                           f"({pool.get('statusMessage') or 'no message'}); look at its operations in the Cloud "
+                           "Console, then re-run with recreate=true to replace it")
+        return pool
+
+    def desired(self):
+        return desired_pool(self.params, self.workload_identity)
+
+    def create(self, desired):
+        self.client.create_node_pool(*self.path, desired)
+
+    def delete(self):
+        self.client.delete_node_pool(*self.path, self.name)
+
+    def plan(self, actual):
+        return plan_pool(self.params, actual, self.workload_identity)
+
+    def apply(self, changes):
+        for item in changes:
+            if item["action"][0] == "cluster":
+                self.client.update_cluster(*self.path, item["action"][1])
+                continue
+            verb, suffix, body, what = item["action"]
+            self.client.node_pool_call(*self.path, self.name, verb, suffix, body, what)
+
+    def facts(self, actual):
+        return pool_facts(actual)
+
+    def broken(self, actual):
+        return actual.get("status") in ("ERROR", "RUNNING_WITH_ERROR")
+
+    def refuse_broken(self, actual):
+        return (f"node pool {self.name!r} of cluster {self.cluster!r} is {actual.get('status')} "
+                f"({actual.get('statusMessage') or 'no message'}); nothing was changed — set recreate=true "
+                "to delete and recreate it (its nodes and workloads are lost), or repair it in the Cloud Console")
 
 
 def run_pool(client, params, check_mode):
-    project, location, cluster, name = params["project"], params["location"], params["cluster"], params["name"]
+    project, location, cluster = params["project"], params["location"], params["cluster"]
     if not project:
         raise GcpError("project is required: set project (or GCP_PROJECT) to the Google Cloud project ID")
     actual_cluster = client.get_cluster(project, location, cluster)
@@ -344,60 +388,4 @@ def run_pool(client, params, check_mode):
     if problems:
         raise GcpError("; ".join(problems))
     # Plan against a resting pool: right after a create GKE is still working on it (and the cluster).
-    actual = client.pool_at_rest(project, location, cluster, name)
-    if params["state"] == "absent":
-        if actual is None:
-            return {"changed": False, "changes": [], "node_pool": {}, "diff": {"before": {}, "after": {}}}
-        if not check_mode:
-            client.delete_node_pool(project, location, cluster, name)
-        return {"changed": True, "changes": [{"field": "node_pool", "before": "present", "after": "absent"}],
-                "node_pool": pool_facts(actual), "operations": client.operations,
-                "diff": {"before": {"node_pool": name}, "after": {}}}
-    desired = desired_pool(params, workload_identity)
-    if actual is not None and actual.get("status") in ("ERROR", "RUNNING_WITH_ERROR"):
-        # Replacing it deletes whatever runs there: only when asked, like any other recreate.
-        if not params["recreate"]:
-            raise GcpError(f"node pool {name!r} of cluster {cluster!r} is {actual.get('status')} "
-                           f"({actual.get('statusMessage') or 'no message'}); nothing was changed — set recreate=true "
-                           "to delete and recreate it (its nodes and workloads are lost), or repair it in the Cloud "
-                           "Console")
-        result = {"changed": True, "changes": [{"field": "node_pool", "before": actual.get("status"),
-                                                "after": "present"}],
-                  "node_pool": pool_facts(actual), "diff": {"before": {"status": actual.get("status")},
-                                                            "after": desired}}
-        if not check_mode:
-            client.delete_node_pool(project, location, cluster, name)
-            client.create_node_pool(project, location, cluster, desired)
-            result["node_pool"] = pool_facts(_settled(client, project, location, cluster, name, "recreate"))
-            result["operations"] = client.operations
-        return result
-    if actual is None:
-        result = {"changed": True, "changes": [{"field": "node_pool", "before": "absent", "after": "present"}],
-                  "node_pool": {"name": name}, "diff": {"before": {}, "after": desired}}
-        if not check_mode:
-            client.create_node_pool(project, location, cluster, desired)
-            result["node_pool"] = pool_facts(_settled(client, project, location, cluster, name, "create"))
-            result["operations"] = client.operations
-        return result
-    changes = plan_pool(params, actual, workload_identity)
-    before, after = diff_view(changes)
-    result = {"changed": bool(changes), "changes": public_changes(changes), "node_pool": pool_facts(actual),
-              "diff": {"before": before, "after": after}}
-    recreate = [c for c in changes if c["action"] == "recreate"]
-    if recreate and not params["recreate"]:
-        raise GcpError(refuse_recreate("node pool", name, recreate))
-    if not changes or check_mode:
-        return result
-    if recreate:
-        client.delete_node_pool(project, location, cluster, name)
-        client.create_node_pool(project, location, cluster, desired)
-    else:
-        for item in changes:
-            if item["action"][0] == "cluster":
-                client.update_cluster(project, location, cluster, item["action"][1])
-                continue
-            verb, suffix, body, what = item["action"]
-            client.node_pool_call(project, location, cluster, name, verb, suffix, body, what)
-    result["node_pool"] = pool_facts(_settled(client, project, location, cluster, name, "update"))
-    result["operations"] = client.operations
-    return result
+    return converge(NodePool(client, params, workload_identity), check_mode)

@@ -10,6 +10,8 @@ Only the options the user set are compared, so server-side defaults never show u
 
 from __future__ import annotations
 
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError
+
 
 def dig(obj, *path, default=None):
     for key in path:
@@ -89,3 +91,122 @@ def refuse_recreate(kind, name, changes):
     return (f"{kind} {name!r} must be recreated to change {fields}: the API cannot change these in place. "
             f"Nothing was changed. Set recreate=true to delete and recreate it (workloads on it are lost), "
             f"or keep the current values")
+
+
+class Resource:
+    """What one GKE resource gives the converge loop: how to read, create, delete and update it.
+
+    ``key`` names the result key and the whole-resource change (``cluster``, ``node_pool``); ``kind``
+    is how messages call it. Subclasses bind the client and the parameters.
+    """
+
+    key = kind = name = ""
+
+    def __init__(self, client, params):
+        self.client, self.params = client, params
+
+    def at_rest(self):
+        """The resource once GKE has finished its own operations on it, or None."""
+        raise NotImplementedError
+
+    def settled(self, what):
+        """The resource at rest after a write (``what`` names the write for messages)."""
+        raise NotImplementedError
+
+    def desired(self):
+        raise NotImplementedError
+
+    def create(self, desired):
+        raise NotImplementedError
+
+    def delete(self):
+        raise NotImplementedError
+
+    def plan(self, actual):
+        raise NotImplementedError
+
+    def apply(self, changes):
+        """The in-place changes of a plan, one API call per action."""
+        raise NotImplementedError
+
+    def facts(self, actual):
+        raise NotImplementedError
+
+    def planned(self):
+        """The facts known before a create (check mode)."""
+        return {"name": self.name}
+
+    def broken(self, actual):
+        """Whether the resource is in an error state that only a recreate repairs."""
+        raise NotImplementedError
+
+    def refuse_broken(self, actual):
+        raise NotImplementedError
+
+    def absent_view(self, actual):
+        return {self.key: self.name}
+
+
+def _whole(resource, before, after, facts, diff_before, diff_after):
+    return {"changed": True, "changes": [{"field": resource.key, "before": before, "after": after}],
+            resource.key: facts, "diff": {"before": diff_before, "after": diff_after}}
+
+
+def converge(resource, check_mode):
+    """One converge loop for clusters and node pools: absent -> error state -> create -> plan -> refuse or apply.
+
+    The plan is made against a resting resource (a new cluster is PROVISIONING, then RECONCILING while
+    GKE runs its own operations, and writes meanwhile are refused; Terraform:
+    containerClusterAwaitRestingState). Nothing is written in check mode; ``operations`` is returned
+    only after writes.
+    """
+    params, key = resource.params, resource.key
+    actual = resource.at_rest()
+    if params["state"] == "absent":
+        if actual is None:
+            return {"changed": False, "changes": [], key: {}, "diff": {"before": {}, "after": {}}}
+        result = _whole(resource, "present", "absent", resource.facts(actual), resource.absent_view(actual), {})
+        if not check_mode:
+            resource.delete()
+            result["operations"] = resource.client.operations
+        return result
+
+    desired = resource.desired()
+    if actual is None:
+        result = _whole(resource, "absent", "present", resource.planned(), {}, desired)
+        if not check_mode:
+            resource.create(desired)
+            result[key] = resource.facts(resource.settled("create"))
+            result["operations"] = resource.client.operations
+        return result
+
+    if resource.broken(actual):
+        # Replacing it deletes whatever runs there: only when asked, like any other recreate.
+        if not params["recreate"]:
+            raise GcpError(resource.refuse_broken(actual))
+        status = actual.get("status")
+        result = _whole(resource, status, "present", resource.facts(actual), {"status": status}, desired)
+        if not check_mode:
+            resource.delete()
+            resource.create(desired)
+            result[key] = resource.facts(resource.settled("recreate"))
+            result["operations"] = resource.client.operations
+        return result
+
+    changes = resource.plan(actual)
+    before, after = diff_view(changes)
+    result = {"changed": bool(changes), "changes": public_changes(changes), key: resource.facts(actual),
+              "diff": {"before": before, "after": after}}
+    recreate = [c for c in changes if c["action"] == "recreate"]
+    if recreate and not params["recreate"]:
+        raise GcpError(refuse_recreate(resource.kind, resource.name, recreate))
+    if not changes or check_mode:
+        return result
+    if recreate:
+        resource.delete()
+        resource.create(desired)
+    else:
+        resource.apply(changes)
+    result[key] = resource.facts(resource.settled("update"))
+    result["operations"] = resource.client.operations
+    return result

@@ -92,73 +92,101 @@ def run(client, params, check_mode):
         raise
 
 
+class _Record:
+    """What a run changes (or would change in check mode), its diff and its warnings."""
+
+    def __init__(self):
+        self.changes, self.warnings, self.before, self.after = [], [], {}, {}
+
+    def account(self, email, action, before, after, **fields):
+        self.changes.append({"resource": f"serviceAccounts/{email}", "action": action, **fields})
+        self.before["account"], self.after["account"] = before, after
+
+
+def _converge_account(client, params, email, check_mode, record):
+    """Create the account or update its display name; returns (account, created)."""
+    project, display_name = params["project"], params["display_name"]
+    account = client.get_account(project, email)
+    if account is None:
+        record.account(email, "create", {}, {"email": email, "display_name": display_name})
+        if check_mode:
+            return None, False
+        account = client.create_account(project, params["name"], display_name)
+        if not account or "email" not in account:  # 409: created meanwhile (or by our retried call)
+            account = client.get_account(project, email, created=True)
+        return account, True
+    current = account.get("displayName", "")
+    if display_name is not None and current != display_name:
+        record.account(email, "update", {"display_name": current}, {"display_name": display_name},
+                       field="display_name", before=current, after=display_name)
+        if not check_mode:
+            account = client.patch_account(project, email, display_name)
+    return account, False
+
+
+def _missing_target(target, present, check_mode, record):
+    """A policy's resource that does not exist: a warning in check mode, an error when present, else nothing."""
+    if not present:
+        return
+    if check_mode:
+        record.warnings.append(f"{target.label} does not exist (yet): its roles were not planned")
+        return
+    if target.kind == "bucket":
+        raise GcpError(f"{target.label} does not exist: create the bucket first (gcs_models role or "
+                       "rapids.triton_fil.gcs_bucket) or fix bucket_roles")
+    raise GcpError(f"{target.label} does not exist (it was deleted meanwhile); re-run to recreate it")
+
+
+def _converge_policy(client, target, pairs, missing_ok, account, created, present, check_mode):
+    """(policy before, policy after, bindings done) of one target, or None when it has no policy to change."""
+    if target.kind == "account" and account is None:
+        # Not created yet (check mode) or already gone (absent): its own policy does not exist.
+        if not present:
+            return None
+        return {}, {"bindings": [{"role": role, "members": [member]} for role, member in pairs]}, pairs
+    return client.converge(target, pairs, present, check_mode, missing_ok=missing_ok, new_members=created)
+
+
+def _converge_policies(client, params, email, account, created, check_mode, record):
+    present = params["state"] == "present"
+    for target, pairs, missing_ok in plan_targets(client, params, email):
+        converged = _converge_policy(client, target, pairs, missing_ok, account, created, present, check_mode)
+        if converged is None:
+            continue
+        policy_before, policy_after, done = converged
+        if policy_before is None:
+            _missing_target(target, present, check_mode, record)
+            continue
+        for role, member in done:
+            record.changes.append({"resource": target.label, "role": role, "member": member,
+                                   "action": "add" if present else "remove"})
+        if done:
+            roles = [role for role, _member in pairs]
+            record.before[target.label] = role_view(policy_before, roles)
+            record.after[target.label] = role_view(policy_after, roles)
+
+
 def _run(client, params, check_mode):
     problems = validate(params)
     if problems:
         raise GcpError("; ".join(problems))
-    project, name, present = params["project"], params["name"], params["state"] == "present"
-    email = f"{name}@{project}.iam.gserviceaccount.com"
-    changes, warnings = [], []
-    before, after = {}, {}
-
-    account = client.get_account(project, email)
-    created = False
-    if present and account is None:
-        changes.append({"resource": f"serviceAccounts/{email}", "action": "create"})
-        before["account"], after["account"] = {}, {"email": email, "display_name": params["display_name"]}
-        if not check_mode:
-            account = client.create_account(project, name, params["display_name"])
-            if not account or "email" not in account:  # 409: created meanwhile (or by our retried call)
-                account = client.get_account(project, email, created=True)
-            created = True
-    elif present and params["display_name"] is not None and account.get("displayName", "") != params["display_name"]:
-        changes.append({"resource": f"serviceAccounts/{email}", "action": "update", "field": "display_name",
-                        "before": account.get("displayName", ""), "after": params["display_name"]})
-        before["account"] = {"display_name": account.get("displayName", "")}
-        after["account"] = {"display_name": params["display_name"]}
-        if not check_mode:
-            account = client.patch_account(project, email, params["display_name"])
-    if account and account.get("disabled") and present:
-        warnings.append(f"service account {email} is disabled: workloads cannot act as it until it is enabled")
-
-    for target, pairs, missing_ok in plan_targets(client, params, email):
-        roles = [role for role, _member in pairs]
-        if target.kind == "account" and account is None:
-            # Not created yet (check mode) or already gone (absent): its own policy does not exist.
-            if present:
-                policy_before, policy_after, done = {}, {}, pairs
-                for role, member in pairs:
-                    policy_after.setdefault("bindings", []).append({"role": role, "members": [member]})
-            else:
-                continue
-        else:
-            policy_before, policy_after, done = client.converge(
-                target, pairs, present, check_mode, missing_ok=missing_ok, new_members=created)
-            if policy_before is None:
-                if present and check_mode:
-                    warnings.append(f"{target.label} does not exist (yet): its roles were not planned")
-                    continue
-                if present and target.kind == "bucket":
-                    raise GcpError(f"{target.label} does not exist: create the bucket first (gcs_models role or "
-                                   "rapids.triton_fil.gcs_bucket) or fix bucket_roles")
-                if present:
-                    raise GcpError(f"{target.label} does not exist (it was deleted meanwhile); re-run to recreate it")
-                continue
-        for role, member in done:
-            changes.append({"resource": target.label, "role": role, "member": member,
-                            "action": "add" if present else "remove"})
-        if done:
-            before[target.label] = role_view(policy_before, roles)
-            after[target.label] = role_view(policy_after, roles)
-
+    project, present = params["project"], params["state"] == "present"
+    email = f"{params['name']}@{project}.iam.gserviceaccount.com"
+    record = _Record()
+    if present:
+        account, created = _converge_account(client, params, email, check_mode, record)
+        if account and account.get("disabled"):
+            record.warnings.append(f"service account {email} is disabled: workloads cannot act as it until it "
+                                   "is enabled")
+    else:
+        account, created = client.get_account(project, email), False
+    _converge_policies(client, params, email, account, created, check_mode, record)
     if not present and params["delete_account"] and account is not None:
-        changes.append({"resource": f"serviceAccounts/{email}", "action": "delete"})
-        before["account"], after["account"] = {"email": email}, {}
+        record.account(email, "delete", {"email": email}, {})
         if not check_mode:
             client.delete_account(project, email)
             account = None
-
     facts = account_facts(account, email)
-    return {"changed": bool(changes), "email": email, "unique_id": facts["unique_id"], "account": facts,
-            "changes": changes, "conflicts_retried": client.conflicts, "warnings": warnings,
-            "diff": {"before": before, "after": after}}
+    return {"changed": bool(record.changes), "email": email, "unique_id": facts["unique_id"], "account": facts,
+            "changes": record.changes, "conflicts_retried": client.conflicts, "warnings": record.warnings,
+            "diff": {"before": record.before, "after": record.after}}

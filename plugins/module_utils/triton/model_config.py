@@ -176,17 +176,9 @@ def _parameter_findings(where, params, release, problems, warnings):
     return is_classifier, predict_proba
 
 
-def _fil_rules(name, config_file, config, version_dirs, problems, warnings, release):
-    """FIL backend rules for the release; returns facts (model_type, model_file, num_features, num_classes)."""
-    params = {key: value.string_value for key, value in config.parameters.items()}
-    where = f"{config_file}: parameters"
-    model_type = params.get("model_type")
-    if model_type is None:
-        problems.append(f"{where}.model_type: missing; set it to one of {', '.join(FIL_MODEL_FILES)}")
-    elif model_type not in FIL_MODEL_FILES:
-        model_type = None
-    is_classifier, predict_proba = _parameter_findings(where, params, release, problems, warnings)
-
+def _tensor_problems(config_file, config):
+    """The FIL backend's one FP32 input__0 and one FP32 output__0, each of one dimension."""
+    problems = []
     if config.max_batch_size <= 0:
         problems.append(f"{config_file}: max_batch_size: the FIL backend batches rows; set it > 0 (e.g. 32768)")
     if [t.name for t in config.input] != ["input__0"]:
@@ -203,20 +195,18 @@ def _fil_rules(name, config_file, config, version_dirs, problems, warnings, rele
             if len(tensor.dims) != 1:
                 problems.append(f"{config_file}: {kind} {tensor.name}.dims: {list(tensor.dims)}; give one "
                                 "dimension (features for the input, values per row for the output)")
+    return problems
 
-    facts = {"model_type": model_type, "model_file": None, "num_features": None, "num_classes": None, "task": None}
-    if model_type is None:
-        return facts
-    filename = config.default_model_filename or FIL_MODEL_FILES[model_type]
-    facts["model_file"] = filename
-    file_facts = None
+
+def _model_file_findings(name, filename, model_type, version_dirs, release):
+    """(facts of the first readable model file, problems, warnings) over every version folder."""
+    problems, warnings, file_facts = [], [], None
     for version in version_dirs:
+        label = f"{name}/{os.path.basename(version)}/{filename}"
         path = os.path.join(version, filename)
         if not os.path.isfile(path):
-            problems.append(f"{name}/{os.path.basename(version)}/{filename}: missing; model_type "
-                            f"{model_type!r} reads {filename} from every version folder")
+            problems.append(f"{label}: missing; model_type {model_type!r} reads {filename} from every version folder")
             continue
-        label = f"{name}/{os.path.basename(version)}/{filename}"
         problem, this = inspect_model_file(path, model_type)
         if problem:
             problems.append(f"{label}: {problem}")
@@ -226,18 +216,21 @@ def _fil_rules(name, config_file, config, version_dirs, problems, warnings, rele
         warnings.extend(f"{label}: {a}" for a in file_advisories)
         if file_facts is None:
             file_facts = this
-    file_facts = file_facts or {}
-    facts.update(num_features=file_facts.get("num_features"), num_classes=file_facts.get("num_classes"),
-                 task=file_facts.get("task"))
-    features, classes = facts["num_features"], facts["num_classes"]
+    return file_facts or {}, problems, warnings
+
+
+def _shape_findings(config_file, config, filename, file_facts, is_classifier, predict_proba):
+    """The declared dims against the model file's features and classes: (problems, warnings)."""
+    problems, warnings = [], []
+    features, classes = file_facts.get("num_features"), file_facts.get("num_classes")
     if features and len(config.input) == 1 and len(config.input[0].dims) == 1:
         declared = int(config.input[0].dims[0])
         if declared not in (features, -1):
             problems.append(f"{config_file}: input {config.input[0].name}.dims: [{declared}] but {filename} "
                             f"has {features} features; set dims: [ {features} ]")
-    if facts["task"] == "regressor" and is_classifier:
-        warnings.append(f"{where}: {filename} is a regressor ({file_facts.get('objective')}) but the configuration "
-                        "says it is a classifier; the backend would threshold its outputs")
+    if file_facts.get("task") == "regressor" and is_classifier:
+        warnings.append(f"{config_file}: parameters: {filename} is a regressor ({file_facts.get('objective')}) but "
+                        "the configuration says it is a classifier; the backend would threshold its outputs")
     if classes and classes > 1 and is_classifier and len(config.output) == 1 and len(config.output[0].dims) == 1:
         want = classes if predict_proba else 1
         declared = int(config.output[0].dims[0])
@@ -245,7 +238,33 @@ def _fil_rules(name, config_file, config, version_dirs, problems, warnings, rele
             problems.append(f"{config_file}: output {config.output[0].name}.dims: [{declared}] but "
                             f"{'predict_proba gives one value per class' if predict_proba else 'class labels are one value per row'}"
                             f" ({classes} classes); set dims: [ {want} ]")
-    return facts
+    return problems, warnings
+
+
+def _fil_rules(name, config_file, config, version_dirs, release):
+    """FIL backend rules for the release: (facts (model_type, model_file, num_features, num_classes, task),
+    problems, warnings)."""
+    params = {key: value.string_value for key, value in config.parameters.items()}
+    where = f"{config_file}: parameters"
+    problems, warnings = [], []
+    model_type = params.get("model_type")
+    if model_type is None:
+        problems.append(f"{where}.model_type: missing; set it to one of {', '.join(FIL_MODEL_FILES)}")
+    elif model_type not in FIL_MODEL_FILES:
+        model_type = None
+    is_classifier, predict_proba = _parameter_findings(where, params, release, problems, warnings)
+    problems.extend(_tensor_problems(config_file, config))
+
+    facts = {"model_type": model_type, "model_file": None, "num_features": None, "num_classes": None, "task": None}
+    if model_type is None:
+        return facts, problems, warnings
+    filename = config.default_model_filename or FIL_MODEL_FILES[model_type]
+    file_facts, file_problems, file_warnings = _model_file_findings(name, filename, model_type, version_dirs, release)
+    facts.update(model_file=filename, num_features=file_facts.get("num_features"),
+                 num_classes=file_facts.get("num_classes"), task=file_facts.get("task"))
+    shape_problems, shape_warnings = _shape_findings(config_file, config, filename, file_facts, is_classifier,
+                                                     predict_proba)
+    return facts, problems + file_problems + shape_problems, warnings + file_warnings + shape_warnings
 
 
 # Renames between the two parameter sets, for migrate: true (see releases.PARAMETER_SETS).
@@ -425,7 +444,9 @@ def validate_model(root, name, release=None):
             problems.append(f"{config_file}: backend: missing; set backend: \"fil\" for forest models")
         facts = {}
         if config.backend == "fil":
-            facts = _fil_rules(name, config_file, config, version_dirs, problems, warnings, release)
+            facts, fil_problems, fil_warnings = _fil_rules(name, config_file, config, version_dirs, release)
+            problems.extend(fil_problems)
+            warnings.extend(fil_warnings)
         if label != "config.pbtxt":
             continue
         as_dict = MessageToDict(config, preserving_proto_field_name=True)

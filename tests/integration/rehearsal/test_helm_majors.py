@@ -22,7 +22,7 @@ import textwrap
 
 import pytest
 
-from conftest import HELM3, HELM4, admin_client, control, helm, image_and_models, kubeconfig_of, role, wait_until
+from rehearsal_lib import HELM3, HELM4, admin_client, control, helm, image_and_models, kubeconfig_of, role, wait_until
 from testlib import REPO, run_playbook
 
 pytestmark = [pytest.mark.slow, pytest.mark.rehearsal]

@@ -14,7 +14,7 @@ import textwrap
 import pytest
 import yaml
 
-from conftest import INVENTORY, admin_client, control, deployment, helm, image_and_models, role, wait_until
+from rehearsal_lib import INVENTORY, admin_client, control, deployment, helm, image_and_models, role, wait_until
 from testlib import REPO, run_playbook
 
 pytestmark = [pytest.mark.slow, pytest.mark.rehearsal]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import control, kube_client, site, summary
+from rehearsal_lib import control, kube_client, site, summary
 
 pytestmark = [pytest.mark.slow, pytest.mark.rehearsal]
 
@@ -137,7 +137,7 @@ TOKEN_PLAY = """
 
 def test_a_token_kubeconfig_authenticates_the_deployer_by_email(rehearsal, converged, tmp_path):
     """auth=token writes a google-auth token (userinfo.email scope) the real API server maps to the deployer."""
-    from conftest import INVENTORY  # pylint: disable=import-outside-toplevel
+    from rehearsal_lib import INVENTORY  # pylint: disable=import-outside-toplevel
     from testlib import run_playbook  # pylint: disable=import-outside-toplevel
     run = run_playbook(TOKEN_PLAY, inventory=INVENTORY, tmp_path=tmp_path,
                        env={**rehearsal, "TRITON_FIL_REHEARSAL_IDENTITY": "deployer"},
