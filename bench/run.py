@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["gcs_sync.py", "converge.py", "time_to_ready.py", "verify_load.py"]
+BENCHES = ["gcs_sync.py", "converge.py", "time_to_ready.py", "verify_load.py", "image_mirror.py"]
 
 if __name__ == "__main__":
     failed = [b for b in BENCHES if subprocess.call([sys.executable, str(HERE / b), *sys.argv[1:]], cwd=HERE)]

@@ -1,9 +1,12 @@
 #!/usr/bin/env python
-"""Verify load phase: the triton_verify module's load vs a plain tritonclient asyncio loop.
+"""Verify load phase: the triton_verify module's load (the Python loop, its default) vs perf_analyzer.
 
-Both send the reference request of the sample model to the same local Triton at the same
-concurrency for the same duration, alternating, several times. Prints median throughput and
-latency percentiles and the ratio ours/plain (target >= 0.9x).
+Both send the same request (the sample model's 8 reference rows, batch 8, FP32) to the same local
+Triton over the same protocol (HTTP) at the same concurrency (1, 4, 8, 16) for the same duration;
+perf_analyzer measures three windows that together last that duration (no stability wait), as the
+module's perf_analyzer engine runs it. The two alternate, several times. Prints median throughput
+(requests/s) and p50/p99 latency of each and the ratio ours/perf_analyzer (target >= 0.9x), and the
+plain tritonclient asyncio loop of earlier runs as a third column for reference.
 """
 
 from __future__ import annotations
@@ -109,36 +112,67 @@ def run_plain(env, concurrency, duration):
     return asyncio.run(_plain(env["TRITON_FIL_HTTP_URL"], inputs, list(ref["outputs"]), concurrency, duration))
 
 
+def run_perf_analyzer(env, concurrency, duration, workdir):
+    binary = tv.find_perf_analyzer(str(REPO / ".tools" / "bin" / "perf_analyzer")) or tv.find_perf_analyzer()
+    if binary is None:
+        raise SystemExit("perf_analyzer is missing: run make bootstrap (it unpacks it into .tools/bin)")
+    ref = tv.load_reference(str(REFERENCE))
+    inputs = {k: v.astype(np.float32) for k, v in tv.to_arrays(ref["inputs"]).items()}
+    return tv.perf_analyzer_load(binary, "http", env["TRITON_FIL_HTTP_URL"], "fil", "", inputs, concurrency, duration,
+                                 str(workdir))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8, 16])
+    parser.add_argument("--duration", type=float, default=6.0)
+    parser.add_argument("--no-plain", action="store_true", help="skip the plain tritonclient aio column")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-verify-"))
+    runs = {}
     try:
         with LocalStack(work / "stack") as stack:
             env = stack.env()
             run_ours(env, 1, 1, work)  # sync the models and warm the server up
-            ours, plain = [], []
-            for rep in range(args.reps):
-                pair = [("ours", lambda: run_ours(env, args.concurrency, args.duration, work)),
-                        ("plain", lambda: run_plain(env, args.concurrency, args.duration))]
-                for name, fn in (pair if rep % 2 == 0 else reversed(pair)):
-                    (ours if name == "ours" else plain).append(fn())
+            run_perf_analyzer(env, 1, 1.5, work)
+            for concurrency in args.concurrency:
+                clients = [("ours", lambda c=concurrency: run_ours(env, c, args.duration, work)),
+                           ("perf_analyzer", lambda c=concurrency: run_perf_analyzer(env, c, args.duration, work))]
+                if not args.no_plain:
+                    clients.append(("plain", lambda c=concurrency: run_plain(env, c, args.duration)))
+                for rep in range(args.reps):
+                    for name, fn in (clients if rep % 2 == 0 else list(reversed(clients))):
+                        measured = fn()
+                        runs.setdefault((concurrency, name), []).append(measured)
+                        print(f"concurrency {concurrency:2} rep {rep} {name:13} {measured['throughput_rps']:8.1f} req/s "
+                              f"p50 {measured['latency_ms']['p50']:.2f} ms p99 {measured['latency_ms']['p99']:.2f} ms",
+                              flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    rows, result = [], {"concurrency": args.concurrency, "duration_s": args.duration, "reps": args.reps}
-    for name, runs in (("ours (triton_verify load)", ours), ("plain tritonclient aio", plain)):
-        rps = median([r["throughput_rps"] for r in runs])
-        p50 = median([r["latency_ms"]["p50"] for r in runs])
-        p99 = median([r["latency_ms"]["p99"] for r in runs])
-        rows.append([name, f"{rps:.1f}", f"{p50:.2f}", f"{p99:.2f}"])
-        result[name.split()[0]] = {"throughput_rps": rps, "p50_ms": p50, "p99_ms": p99}
-    result["ratio"] = result["ours"]["throughput_rps"] / result["plain"]["throughput_rps"]
-    print_table(f"verify load phase, concurrency {args.concurrency}, {args.duration:.0f}s, median of {args.reps} "
-                f"(target ours/plain >= 0.9x): ratio {result['ratio']:.2f}x",
-                ["client", "req/s", "p50 ms", "p99 ms"], rows)
+    rows, result = [], {"duration_s": args.duration, "reps": args.reps, "protocol": "http", "batch": 8,
+                        "by_concurrency": {}, "samples": {f"{c}/{n}": v for (c, n), v in runs.items()}}
+    for concurrency in args.concurrency:
+        summary = {}
+        for name in ("ours", "perf_analyzer", "plain"):
+            measured = runs.get((concurrency, name))
+            if not measured:
+                continue
+            summary[name] = {"throughput_rps": median([r["throughput_rps"] for r in measured]),
+                             "p50_ms": median([r["latency_ms"]["p50"] for r in measured]),
+                             "p99_ms": median([r["latency_ms"]["p99"] for r in measured])}
+        summary["ratio"] = summary["ours"]["throughput_rps"] / summary["perf_analyzer"]["throughput_rps"]
+        result["by_concurrency"][str(concurrency)] = summary
+        ours, perf = summary["ours"], summary["perf_analyzer"]
+        plain = summary.get("plain")
+        rows.append([concurrency, f"{ours['throughput_rps']:.0f}", f"{perf['throughput_rps']:.0f}",
+                     f"{summary['ratio']:.2f}x", f"{ours['p50_ms']:.2f} / {perf['p50_ms']:.2f}",
+                     f"{ours['p99_ms']:.2f} / {perf['p99_ms']:.2f}",
+                     f"{plain['throughput_rps']:.0f}" if plain else "-"])
+    print_table(f"verify load phase vs perf_analyzer (HTTP, batch 8, {args.duration:.0f}s, median of {args.reps}; "
+                "target ours/perf_analyzer >= 0.9x)",
+                ["concurrency", "ours req/s", "perf_analyzer req/s", "ratio", "p50 ms ours/pa", "p99 ms ours/pa",
+                 "plain aio req/s"], rows)
     write_result("verify_load", result)
 
 

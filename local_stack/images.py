@@ -80,7 +80,7 @@ class Index:
         return list(seen.values())
 
 
-def random_layer(size, media_type=DOCKER_LAYER, name="data.bin"):
+def random_layer(size, media_type=DOCKER_LAYER, name="data.bin", compresslevel=9):
     """A gzipped tar holding one file of random bytes (incompressible, so the blob is about ``size``)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:
@@ -90,7 +90,7 @@ def random_layer(size, media_type=DOCKER_LAYER, name="data.bin"):
         info.mtime = 0
         tar.addfile(info, io.BytesIO(payload))
     tar_bytes = raw.getvalue()
-    return Blob(gzip.compress(tar_bytes, mtime=0), media_type, digest_of(tar_bytes))
+    return Blob(gzip.compress(tar_bytes, compresslevel=compresslevel, mtime=0), media_type, digest_of(tar_bytes))
 
 
 def make_image(layer_sizes=(2048, 4096), arch="amd64", oci=False, layers=None, variant=None):
@@ -128,3 +128,51 @@ def multi_platform(layer_sizes=(2048, 4096), shared_base=True, oci=True):
         own = [random_layer(s, layer_type) for s in layer_sizes]
         images.append(make_image(arch=arch, oci=oci, variant=variant, layers=([base] if base else []) + own))
     return make_index(images, oci=oci)
+
+
+SHELL_BASE_CREATED = "2024-01-01T00:00:00Z"
+
+
+def _shell_files(shell="/bin/sh"):
+    """The shell binary and the shared libraries it loads (ldd), as (path in the image, path on the host)."""
+    import subprocess  # pylint: disable=import-outside-toplevel
+
+    files = [shell]
+    out = subprocess.run(["ldd", shell], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        path = parts[2] if "=>" in parts and len(parts) > 2 else parts[0] if parts else ""
+        if path.startswith("/"):
+            files.append(path)
+    return files
+
+
+def shell_base_image(shell="/bin/sh"):
+    """A one-layer Docker image with this machine's /bin/sh and its libraries: a FROM image for builds whose
+    RUN steps use shell builtins only (echo, printf, redirections).
+
+    Its config and history carry a fixed `created` time: builders (podman/buildah, docker) match their
+    layer cache against the base image's history, and an entry without one defeats the cache.
+    """
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for path in _shell_files(shell):
+            real = os.path.realpath(path)
+            info = tar.gettarinfo(real, arcname=path.lstrip("/"))
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            with open(real, "rb") as handle:
+                tar.addfile(info, handle)
+    tar_bytes = raw.getvalue()
+    layer = Blob(gzip.compress(tar_bytes, mtime=0), DOCKER_LAYER, digest_of(tar_bytes))
+    import platform as host  # pylint: disable=import-outside-toplevel
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(host.machine(), host.machine())
+    platform = {"architecture": arch, "os": "linux"}
+    config = {**platform, "created": SHELL_BASE_CREATED,
+              "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                         "Cmd": ["/bin/sh"]},
+              "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
+              "history": [{"created": SHELL_BASE_CREATED, "created_by": "local_stack: /bin/sh and its libraries"}]}
+    config_blob = Blob(json.dumps(config, sort_keys=True).encode(), DOCKER_CONFIG)
+    manifest = {"schemaVersion": 2, "mediaType": DOCKER_MANIFEST, "config": config_blob.descriptor(),
+                "layers": [layer.descriptor()]}
+    return Image(config_blob, [layer], json.dumps(manifest, indent=3).encode(), DOCKER_MANIFEST, platform)

@@ -160,12 +160,26 @@ class Registry:
         return json.loads(body).get("tags") or [] if status == 200 else []
 
 
-def start_registry(run_dir, auth=None):
-    """Start docker-registry with its own config under run_dir; auth is None, ('htpasswd', path) or ('token', {...})."""
+def port_is_free(port):
+    """Nothing listens on 127.0.0.1:port (connections of an earlier run in TIME_WAIT do not count: Go's
+    listener sets SO_REUSEADDR, as this check does)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def start_registry(run_dir, auth=None, port=None):
+    """Start docker-registry with its own config under run_dir; auth is None, ('htpasswd', path) or ('token', {...}).
+
+    port: the one to listen on (else a free one)."""
     binary = registry_binary()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     lines = [
         "version: 0.1",
         "log:", "  level: warn", "  formatter: text", "  accesslog:", "    disabled: false",

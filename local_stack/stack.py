@@ -7,6 +7,9 @@
   from the emulator via CLOUD_STORAGE_EMULATOR_ENDPOINT, with the CPU stand-in `fil` backend.
   It is supervised the way a kubelet runs a pod: started once the repository exists in the bucket,
   restarted with capped exponential backoff when it exits.
+- docker-registry (Debian) with a stand-in for the NGC image and a small base image for builds, and
+  podman's Docker Engine API (local_stack/podman.py) for gcr_image_mode=build, when podman is installed
+  (TRITON_FIL_STACK_PODMAN=0 leaves it off).
 
 CLI:
   stack.py up --run-dir D        start in the background; writes D/env.json (endpoints for the inventory)
@@ -38,6 +41,8 @@ if __package__ in (None, ""):  # run as a script: make the local_stack package i
 from local_stack.backend_dir import assemble_backend_dir  # noqa: E402  pylint: disable=wrong-import-position
 
 SOURCE_IMAGE = ("nvidia/tritonserver", "26.06-py3")  # a small stand-in image, seeded once per run folder
+BUILD_BASE_IMAGE = ("local/shell-base", "1")  # FROM image of local_stack/image_context (gcr_image_mode: build)
+BUILD_CONTEXT = HERE / "image_context"
 DEFAULT_BUCKET = "triton-fil-local"
 DEFAULT_PREFIX = "triton/model_repository"
 DEFAULT_CONFIG_NAME = "cpu"
@@ -145,6 +150,7 @@ class Supervisor:
         self.triton = None
         self.registry = None
         self.registry_log = None
+        self.podman = None
         self.stopping = False
 
     def start_gcs(self):
@@ -162,18 +168,47 @@ class Supervisor:
         missing (then the image step is skipped, with a log line).
         """
         from local_stack import images  # pylint: disable=import-outside-toplevel
-        from local_stack.registry import Registry, RegistryMissing, start_registry  # pylint: disable=import-outside-toplevel
+        from local_stack.registry import (  # pylint: disable=import-outside-toplevel
+            Registry, RegistryMissing, port_is_free, start_registry,
+        )
+        # The same port as the last run of this run folder when it is free: image names (REGISTRY/REPO:TAG)
+        # then stay the same across runs, as a real registry's do (a build's local tag is not renamed).
+        port_file = self.run_dir / "registry" / "port"
         try:
-            host, log_file, self.registry = start_registry(self.run_dir / "registry")
+            previous = int(port_file.read_text())
+        except (OSError, ValueError):
+            previous = None
+        try:
+            host, log_file, self.registry = start_registry(
+                self.run_dir / "registry", port=previous if previous and port_is_free(previous) else None)
             self.registry_log = log_file
         except RegistryMissing as exc:
             log(f"no local registry ({exc}); the image step is skipped — run make bootstrap")
             return None
+        port_file.write_text(host.rsplit(":", 1)[1])
         registry = Registry(host, log_file, self.registry)
         repository, tag = SOURCE_IMAGE
         if tag not in registry.tags(repository):
             registry.push_image(repository, tag, images.multi_platform(layer_sizes=(64 * 1024, 256 * 1024)))
+        repository, tag = BUILD_BASE_IMAGE
+        if tag not in registry.tags(repository):
+            registry.push_image(repository, tag, images.shell_base_image())
         return host
+
+    def start_podman(self, registry):
+        """podman's Docker Engine API (local_stack/podman.py) for gcr_image_mode=build; None without podman."""
+        from local_stack.podman import PodmanMissing, PodmanStartError, start_podman  # pylint: disable=import-outside-toplevel
+        if os.environ.get("TRITON_FIL_STACK_PODMAN", "1") == "0":
+            return None
+        try:
+            self.podman = start_podman(self.run_dir / "podman", [registry])
+        except PodmanMissing as exc:
+            log(f"no Docker engine for gcr_image_mode=build ({exc})")
+            return None
+        except PodmanStartError as exc:
+            log(f"podman did not start, gcr_image_mode=build will not work: {exc}")
+            return None
+        return self.podman.docker_host
 
     def triton_command(self, backend_dir, ports):
         return [
@@ -202,6 +237,14 @@ class Supervisor:
             env["TRITON_FIL_SOURCE_IMAGE"] = f"{registry}/{SOURCE_IMAGE[0]}:{SOURCE_IMAGE[1]}"
         return env
 
+    def add_build_engine(self, env, registry):
+        """podman's Docker API and the build inputs in env, for gcr_image_mode=build (when podman starts)."""
+        docker_host = self.start_podman(registry)
+        if docker_host:
+            env["TRITON_FIL_DOCKER_HOST"] = docker_host
+            env["TRITON_FIL_BUILD_CONTEXT"] = str(BUILD_CONTEXT)
+            env["TRITON_FIL_BUILD_BASE_IMAGE"] = f"{registry}/{BUILD_BASE_IMAGE[0]}:{BUILD_BASE_IMAGE[1]}"
+
     def start_extra(self, env, ports):
         """Servers a subclass adds before env.json is written (local_stack/rehearsal.py: the GKE side)."""
 
@@ -221,6 +264,8 @@ class Supervisor:
         ports = {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
         env = self.base_env(gcs_url, registry, ports)
         try:
+            if registry:
+                self.add_build_engine(env, registry)
             self.start_extra(env, ports)
         except Exception:
             self.shutdown()
@@ -259,6 +304,8 @@ class Supervisor:
     def shutdown(self):
         stop_process(self.triton)
         self.stop_extra()
+        if self.podman is not None:
+            self.podman.stop()
         for proc in (self.gcs, self.registry):
             stop_process(proc)
         (self.run_dir / "env.json").unlink(missing_ok=True)

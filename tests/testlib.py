@@ -119,6 +119,8 @@ def run_playbook(playbook, *, inventory=None, extra_vars=None, check=False, diff
     })
     if callback:
         run_env["ANSIBLE_STDOUT_CALLBACK"] = callback
+    # container_image_mirror's blob-location cache: one per test (tmp_path), never the user's ~/.cache.
+    run_env["TRITON_FIL_BLOB_CACHE"] = str(Path(tmp_path) / "blob-locations.json") if tmp_path else ""
     run_env.update(env or {})
     proc = subprocess.run(cmd, cwd=REPO, env=run_env, capture_output=True, text=True, timeout=timeout, check=False)
     data = {}

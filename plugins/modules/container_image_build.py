@@ -157,7 +157,7 @@ previous_digest:
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
-from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import gcp_argument_spec
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.spec import gcp_argument_spec
 from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.build import (
     DEFAULT_DOCKER_HOST, DOCKER_IMPORT_ERROR, HAS_DOCKER, run_build,
 )

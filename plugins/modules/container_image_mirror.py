@@ -16,8 +16,15 @@ description:
   - Manifests are copied byte for byte, so the destination digest is the source digest and the
     returned RV(ref) (C(repository@sha256:...)) pins exactly what was pushed.
   - Nothing is sent when the destination tag already names the same digest (C(changed=false)).
-    Otherwise only the blobs the destination lacks are sent; on the same registry they are mounted
-    from the source repository instead. Blobs larger than O(chunk_size) go up in chunks.
+    Otherwise only the blobs the destination lacks are sent. A blob the destination registry already
+    holds in another repository is mounted from there instead of sent (a cross-repository mount) - from
+    the source repository when both are on one registry, from the repositories in O(mount_from),
+    and from those where earlier copies on this host left it (O(blob_cache)); each candidate is
+    confirmed with a HEAD request first.
+  - Each blob is streamed from the source to the destination (download and upload overlap, memory
+    stays bounded) and committed only when its bytes hash to its digest; the largest blobs start first.
+  - Plain HTTP is tried first for loopback registries and those in O(insecure_registries) (HTTPS when
+    the port speaks TLS); google-auth is loaded only when a Google registry is involved.
   - Authentication answers the registry's own challenge (Basic, or Bearer tokens from its token
     service). Google registries (C(gcr.io), C(*.gcr.io), C(*-docker.pkg.dev)) get the user
     C(oauth2accesstoken) and a google-auth access token from the O(auth_kind) options, unless a
@@ -66,9 +73,29 @@ options:
     elements: str
     default: []
   chunk_size:
-    description: Blobs larger than this many bytes are uploaded in chunks of this size (PATCH), others in one PUT.
+    description:
+      - V(0) sends each blob in one streamed upload request, as C(docker push) and C(skopeo) do.
+      - A positive value (at least 1024) splits blobs larger than this many bytes into upload requests
+        of this size (each still streamed), for registries or proxies that limit the size of a request.
     type: int
-    default: 33554432
+    default: 0
+  mount_from:
+    description:
+      - Repositories of the destination registry (without the registry host) that may already hold the
+        image's blobs, for example an earlier mirror of the same image; a blob found there (HEAD) is
+        mounted instead of sent. The credentials need pull access to them.
+    type: list
+    elements: str
+    default: []
+  blob_cache:
+    description:
+      - A JSON file on the managed host that records which repositories held which blobs after each
+        copy (as containers/image's blob info cache does for skopeo and podman), so that a later copy
+        into another repository of the same registry mounts them instead of sending them.
+      - The entries are only hints, confirmed with a HEAD request before a mount. An empty string keeps
+        no cache. Not written in check mode. The environment variable E(TRITON_FIL_BLOB_CACHE) sets it too.
+    type: str
+    default: ~/.cache/rapids.triton_fil/blob-locations.json
   parallelism:
     description: Blobs checked and copied at the same time.
     type: int
@@ -98,6 +125,13 @@ EXAMPLES = r"""
     source_password: "{{ vault_source_password }}"
     destination_username: pusher
     destination_password: "{{ vault_destination_password }}"
+
+- name: A second repository of the same registry mounts the blobs of the first instead of uploading them
+  rapids.triton_fil.container_image_mirror:
+    source: nvcr.io/nvidia/tritonserver:24.10-py3
+    destination: us-central1-docker.pkg.dev/my-project/triton-staging/triton_fil:24.10-py3
+    platform: linux/amd64
+    mount_from: [my-project/triton/triton_fil]
 
 - name: Deploy what was pushed, by digest
   ansible.builtin.debug:
@@ -157,7 +191,7 @@ blobs_copied:
   returned: success
   type: int
 blobs_mounted:
-  description: Blobs mounted from the source repository on the same registry instead of uploaded.
+  description: Blobs mounted from another repository of the destination registry instead of uploaded.
   returned: success
   type: int
 blobs_skipped:
@@ -177,14 +211,14 @@ requests:
   sample: {source: 3, destination: 2, destination_writes: 0}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
-from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import gcp_argument_spec
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.spec import gcp_argument_spec
 from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.client import (
     HAS_REQUESTS, REQUESTS_IMPORT_ERROR, RegistryError, google_token_source,
 )
 from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.mirror import (
-    DEFAULT_CHUNK_SIZE, run_mirror,
+    DEFAULT_CHUNK_SIZE, DEFAULT_BLOB_CACHE, MIN_CHUNK_SIZE, run_mirror,
 )
 
 
@@ -201,6 +235,8 @@ def main():
         insecure_registries=dict(type="list", elements="str", default=[]),
         chunk_size=dict(type="int", default=DEFAULT_CHUNK_SIZE),
         parallelism=dict(type="int", default=4),
+        mount_from=dict(type="list", elements="str", default=[]),
+        blob_cache=dict(type="str", default=DEFAULT_BLOB_CACHE, fallback=(env_fallback, ["TRITON_FIL_BLOB_CACHE"])),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
@@ -210,9 +246,10 @@ def main():
     )
     if not HAS_REQUESTS:
         module.fail_json(msg=missing_required_lib("requests"), exception=str(REQUESTS_IMPORT_ERROR))
-    if module.params["chunk_size"] < 1024:
-        module.fail_json(msg=f"chunk_size={module.params['chunk_size']} is too small — use at least 1024 bytes "
-                             f"(default {DEFAULT_CHUNK_SIZE})")
+    chunk_size = module.params["chunk_size"]
+    if chunk_size < 0 or 0 < chunk_size < MIN_CHUNK_SIZE:
+        module.fail_json(msg=f"chunk_size={chunk_size} is not usable — give 0 (one streamed upload per blob, the "
+                             f"default) or at least {MIN_CHUNK_SIZE} bytes")
     try:
         google_token = google_token_source(module.params, "the registry username/password")
         result = run_mirror(module.params, module.check_mode, google_token)

@@ -80,6 +80,24 @@ options:
         description: Seconds.
         type: float
         default: 5
+      engine:
+        description:
+          - V(python) sends the requests from this module and needs nothing else. Over HTTP it sends one
+            request, built once, on O(load.concurrency) keep-alive connections from one asyncio loop
+            (each answer read to its end, its status checked); over gRPC each client has its own
+            tritonclient client and thread.
+          - V(perf_analyzer) runs Triton's C(perf_analyzer) with the reference rows as one request of that
+            batch size, over three measurement windows that together last O(load.duration), and reads
+            its CSV report into the same result fields (C(latency_ms.max) is then null); it fails when
+            no perf_analyzer is found. perf_analyzer has no per-request timeout, so its whole run is bounded
+            instead (twice O(load.duration) + O(timeout) + 30 seconds).
+          - V(auto) uses perf_analyzer when it is found, else the Python loop.
+        type: str
+        choices: [python, perf_analyzer, auto]
+        default: python
+      perf_analyzer:
+        description: Path of the perf_analyzer binary; by default perf_analyzer on PATH.
+        type: path
   metrics_url:
     description: Prometheus endpoint of the server (port 8002) to read C(nv_inference_*) counters from.
     type: str
@@ -159,7 +177,7 @@ load:
   description: Throughput and latency percentiles of the load phase.
   returned: when O(load) is given
   type: dict
-  sample: {requests: 812, throughput_rps: 162.4, latency_ms: {p50: 5.9, p90: 8.8, p99: 13.0}}
+  sample: {engine: python, requests: 812, throughput_rps: 162.4, latency_ms: {p50: 5.9, p90: 8.8, p99: 13.0}}
 metrics:
   description: The server's nv_inference_* counters for the model.
   returned: when O(metrics_url) is given
@@ -202,6 +220,8 @@ def main():
             load=dict(type="dict", options=dict(
                 concurrency=dict(type="int", default=4),
                 duration=dict(type="float", default=5),
+                engine=dict(type="str", default="python", choices=["python", "perf_analyzer", "auto"]),
+                perf_analyzer=dict(type="path"),
             )),
             metrics_url=dict(type="str"),
             kubernetes_tunnel=dict(type="dict", options=dict(

@@ -15,8 +15,9 @@ import os
 import random
 import time
 
-from ansible.module_utils.basic import env_fallback
-
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.spec import (  # noqa: F401  # pylint: disable=unused-import  # re-exported
+    CLOUD_PLATFORM_SCOPE, gcp_argument_spec,
+)
 from ansible_collections.rapids.triton_fil.plugins.module_utils.backoff import RETRYABLE_STATUS, Backoff
 from ansible_collections.rapids.triton_fil.plugins.module_utils.redact import scrub
 
@@ -34,29 +35,6 @@ try:
 except ImportError as exc:  # pragma: no cover - reported through missing_required_lib
     HAS_GOOGLE_AUTH = False
     GOOGLE_AUTH_IMPORT_ERROR = exc
-
-CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
-
-
-def gcp_argument_spec():
-    """The argument spec matching the rapids.triton_fil.gcp doc fragment."""
-    env = env_fallback
-    return dict(
-        project=dict(type="str", fallback=(env, ["GCP_PROJECT"])),
-        auth_kind=dict(
-            type="str", default="application", fallback=(env, ["GCP_AUTH_KIND"]),
-            choices=["application", "serviceaccount", "accesstoken", "anonymous"],
-        ),
-        service_account_file=dict(type="path", fallback=(env, ["GCP_SERVICE_ACCOUNT_FILE"])),
-        service_account_contents=dict(
-            type="jsonarg", no_log=True, fallback=(env, ["GCP_SERVICE_ACCOUNT_CONTENTS"])
-        ),
-        access_token=dict(type="str", no_log=True, fallback=(env, ["GCP_ACCESS_TOKEN"])),
-        impersonate_service_account=dict(type="str"),
-        scopes=dict(type="list", elements="str", default=[CLOUD_PLATFORM_SCOPE]),
-        request_timeout=dict(type="float", default=60),
-        max_retries=dict(type="int", default=6),
-    )
 
 
 class GcpError(Exception):

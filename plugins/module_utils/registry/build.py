@@ -3,9 +3,10 @@
 # Apache License 2.0 (see LICENSE)
 """container_image_build: build with the Docker SDK, push with registry credentials, skip what is there.
 
-Idempotence: the build itself is cached by the daemon (an unchanged context gives the same image
-id); the push is skipped when the registry's tag already names a digest that the local image
-carries in its RepoDigests (it was pushed from this image before).
+Idempotence: the build itself is cached by the engine (an unchanged context gives the same image
+id); the push is skipped when the registry's tag already names this image: a digest the local image
+carries in its RepoDigests (dockerd records what it pushed), or a manifest whose config digest is
+the image id (an image id is the digest of its config; podman does not record pushed digests).
 """
 
 from __future__ import annotations
@@ -63,6 +64,28 @@ def _carries(image, name, digest):
     return bool(image and digest and f"{name}@{digest}" in (image.attrs.get("RepoDigests") or []))
 
 
+class _Remote:
+    """The registry side of one build: the tag's digest and, asked once, the config digest it names."""
+
+    def __init__(self, client, ref):
+        self.client, self.ref = client, ref
+        self.digest = client.manifest_digest(ref.repository, ref.tag) if client else None
+        self._config = False
+
+    def config_digest(self):
+        if self._config is False:
+            manifest = self.client.get_manifest(self.ref.repository, self.digest) if self.digest else None
+            config = manifest.config if manifest is not None and not manifest.is_index else None
+            self._config = (config or {}).get("digest")
+        return self._config
+
+    def holds(self, image):
+        """True when the tag already names this local image."""
+        if image is None or self.digest is None:
+            return False
+        return _carries(image, self.ref.name, self.digest) or image.id == self.config_digest()
+
+
 def _push(client, ref, credentials):
     auth = None
     pair = credentials.pair()
@@ -96,27 +119,30 @@ def run_build(params, check_mode, google_token):
         raise RegistryError(f"dockerfile {dockerfile!r} does not exist in path {context!r} — "
                             "give its path relative to the build context")
 
-    client = connect(params["docker_host"], params["build_timeout"])
+    engine = connect(params["docker_host"], params["build_timeout"])
     image_tag = f"{ref.name}:{ref.tag}"
-    before = _local_image(client, image_tag)
-    remote = make_client(params, "destination", ref, google_token, prefix="registry") if params["push"] else None
-    remote_digest = remote.manifest_digest(ref.repository, ref.tag) if remote else None
+    before = _local_image(engine, image_tag)
+    client = make_client(params, "destination", ref, google_token, prefix="registry") if params["push"] else None
+    remote = _Remote(client, ref)
+    remote_digest = remote.digest
     result = {"image": image_tag, "repository": ref.name, "tag": ref.tag, "pushed": False,
               "previous_image_id": before.id if before else None, "previous_digest": remote_digest}
     if check_mode:
-        up_to_date = before is not None and (not params["push"] or _carries(before, ref.name, remote_digest))
+        up_to_date = before is not None and (not params["push"] or remote.holds(before))
         result.update(changed=not up_to_date, image_id=before.id if before else None,
                       digest=remote_digest if up_to_date else None)
         return _finish(result, ref)
 
     try:
-        image, _logs = client.images.build(
+        image, _logs = engine.images.build(
             path=context, dockerfile=dockerfile, tag=image_tag, buildargs=params.get("build_args") or None,
             target=params.get("target"), platform=params.get("platform"), pull=params["pull"],
             nocache=params["nocache"], rm=True)
     except docker.errors.BuildError as exc:
-        tail = "".join(str(chunk.get("stream", "")) for chunk in list(exc.build_log)[-20:])
-        raise RegistryError(f"docker build of {context} ({dockerfile}) failed: {exc.msg}\n{tail}") from exc
+        tail = "".join(str(chunk.get("stream", "")) for chunk in list(exc.build_log)[-20:]
+                       if "level=debug" not in str(chunk.get("stream", "")))
+        raise RegistryError(f"docker build of {context} ({dockerfile}) failed: {exc.msg.strip()} — fix the "
+                            f"Dockerfile or build_args; the build's last lines:\n{tail}") from exc
     except docker.errors.APIError as exc:
         raise RegistryError(f"the Docker daemon at docker_host={params['docker_host']} refused the build: {exc}") from exc
     result["image_id"] = image.id
@@ -124,8 +150,8 @@ def run_build(params, check_mode, google_token):
     digest = remote_digest
     if params["push"]:
         image.reload()
-        if not _carries(image, ref.name, remote_digest):
-            digest = _push(client, ref, remote.credentials) or remote.manifest_digest(ref.repository, ref.tag)
+        if not remote.holds(image):
+            digest = _push(engine, ref, client.credentials) or client.manifest_digest(ref.repository, ref.tag)
             result["pushed"] = True
     result.update(changed=built or result["pushed"], digest=digest)
     return _finish(result, ref)

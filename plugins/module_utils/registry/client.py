@@ -12,8 +12,12 @@ Idempotent requests (GET, HEAD, manifest PUT, upload start, token) are retried o
 dropped connections with jittered exponential backoff (Retry-After honoured). Upload PATCH/PUT are
 not retried one by one — a failed blob upload is restarted whole by the caller.
 
-Plain HTTP is used only for loopback registries or registries the caller marks insecure, and only
-after HTTPS failed; credentials are never put in a message.
+Plain HTTP is used only for loopback registries or registries the caller marks insecure; for
+those it is tried first (one round trip instead of a failed TLS handshake and a second request),
+and HTTPS follows when the port turns out to speak TLS. Credentials are never put in a message.
+
+Blobs travel as streams: ``upload_stream`` sends a request body that is read from the source while
+it is sent (known length, so no chunked encoding is needed), and nothing holds a whole layer.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ import threading
 import time
 from urllib.parse import urljoin, urlsplit
 
-from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError, GcpSession
 from ansible_collections.rapids.triton_fil.plugins.module_utils.redact import basic_credential, scrub
 from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.auth import (
     pick_challenge, pull_scope, push_scope,
@@ -225,12 +228,22 @@ class RegistryClient:
         """The server's error text, with any credential it echoes (a hostile or broken registry) redacted."""
         return scrub(_registry_error_text(response), self._secrets)
 
+    def _schemes(self):
+        """Plain HTTP first where it is allowed (loopback, insecure_registries), HTTPS after it; else HTTPS only."""
+        return ["http", "https"] if self.allow_http else ["https"]
+
+    @staticmethod
+    def _speaks_tls(scheme, response):
+        """A TLS port answering plain HTTP (Go's server: 400 'Client sent an HTTP request to an HTTPS server')."""
+        return (scheme == "http" and response.status_code == 400
+                and "Docker-Distribution-API-Version" not in response.headers)
+
     def ping(self):
-        """GET /v2/ to choose https (or http where allowed) and learn the auth scheme."""
+        """GET /v2/ to choose the scheme and learn the auth scheme."""
         with self._lock:
             if self.base:
                 return
-            schemes = ["https", "http"] if self.allow_http else ["https"]
+            schemes = self._schemes()
             last = None
             for attempt in range(self.max_retries + 1):
                 retry_response = None
@@ -243,6 +256,9 @@ class RegistryClient:
                         last = exc
                         continue
                     self._record("GET", url, response.status_code)
+                    if self._speaks_tls(scheme, response):
+                        last = f"{url} answered HTTP 400 (the port speaks TLS)"
+                        continue
                     if response.status_code in RETRYABLE_STATUS:
                         retry_response = response
                         last = f"HTTP {response.status_code}"
@@ -255,8 +271,8 @@ class RegistryClient:
                     self._sleep(self._delay(attempt, retry_response))
             hint = "" if self.allow_http else (
                 f"; if it serves plain HTTP or a self-signed certificate, list {self.host} in insecure_registries")
-            raise RegistryError(f"{self._where()} is unreachable at https://{self.host}/v2/"
-                                f"{' or http://' + self.host + '/v2/' if self.allow_http else ''}: {last}{hint}")
+            tried = " or ".join(f"{scheme}://{self.host}/v2/" for scheme in schemes)
+            raise RegistryError(f"{self._where()} is unreachable at {tried}: {last}{hint}")
 
     def _learn(self, response):
         challenge = pick_challenge(response.headers.get("WWW-Authenticate", ""))
@@ -430,10 +446,13 @@ class RegistryClient:
         return manifest.digest
 
     # --- blobs -----------------------------------------------------------------------------
-    def blob_size(self, repository, digest):
-        """Size of a blob the repository has, or None."""
-        response = self.request("HEAD", f"/v2/{repository}/blobs/{digest}", scopes=self.scopes(repository),
-                                allow=(404,), context=f"blob {digest}")
+    def blob_size(self, repository, digest, read_only=False):
+        """Size of a blob the repository has, or None; read_only asks with a pull scope only (another repository)."""
+        scopes = [pull_scope(repository)] if read_only else self.scopes(repository)
+        response = self.request("HEAD", f"/v2/{repository}/blobs/{digest}", scopes=scopes,
+                                allow=(404,) + ((401, 403) if read_only else ()), context=f"blob {digest}")
+        if response.status_code in (401, 403):
+            return None  # a repository these credentials cannot read: no mount source
         if response.status_code == 404:
             return None
         length = response.headers.get("Content-Length", "")
@@ -459,12 +478,26 @@ class RegistryClient:
                                 expected=(202,), context="blob upload start")
         return self._location(response)
 
-    def upload_chunk(self, repository, location, chunk, offset):
-        response = self.request("PATCH", location, scopes=self.scopes(repository), data=chunk, retry=False,
-                                headers={"Content-Type": "application/octet-stream",
-                                         "Content-Range": f"{offset}-{offset + len(chunk) - 1}"},
-                                expected=(202,), context="blob chunk upload")
+    def upload_stream(self, repository, location, body, offset=None):
+        """PATCH one streamed body (an iterable with a length); offset given: a Content-Range chunk of a larger blob.
+
+        One PATCH for the whole blob is what docker push and skopeo send; chunks are for registries that
+        limit request sizes (chunk_size).
+        """
+        headers = {"Content-Type": "application/octet-stream"}
+        if offset is not None:
+            headers["Content-Range"] = f"{offset}-{offset + len(body) - 1}"
+        response = self.request("PATCH", location, scopes=self.scopes(repository), data=body, retry=False,
+                                headers=headers, expected=(202,), context="blob upload")
         return self._location(response)
+
+    def cancel_upload(self, location, repository):
+        """DELETE an upload that will not be finished (best effort: the registry also expires it)."""
+        try:
+            self.request("DELETE", location, scopes=self.scopes(repository), retry=False,
+                         expected=(204,), allow=(400, 404, 405), context="blob upload cancel")
+        except RegistryError:
+            pass
 
     def finish_upload(self, repository, location, digest, data=b""):
         self.request("PUT", location, scopes=self.scopes(repository), data=data, params={"digest": digest},
@@ -490,6 +523,10 @@ def google_token_source(params, credentials_hint):
     state = {}
 
     def token():
+        # google-auth is imported here, on the first Google registry call: other registries never load it.
+        from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import (  # pylint: disable=import-outside-toplevel
+            GcpError, GcpSession,
+        )
         try:
             if "session" not in state:
                 state["session"] = GcpSession(params)

@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import verify as tv
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.tunnel import KubeTunnel, local_url, url_port
 
@@ -13,6 +16,32 @@ class VerifyFailed(Exception):
     def __init__(self, message, result):
         super().__init__(message)
         self.result = result
+
+
+def _load(load, protocol, url, model, version, inputs, output_names, result, timeout):
+    """The load phase with the engine asked for: the built-in Python loop, or perf_analyzer when installed."""
+    engine = load.get("engine") or "python"
+    binary = tv.find_perf_analyzer(load.get("perf_analyzer")) if engine in ("perf_analyzer", "auto") else None
+    if engine == "perf_analyzer" and binary is None:
+        where = f"at load.perf_analyzer={load['perf_analyzer']}" if load.get("perf_analyzer") else "on PATH"
+        raise VerifyFailed(f"load.engine=perf_analyzer but no executable perf_analyzer is {where} — install it "
+                           "(scripts/bootstrap.sh puts one in .tools/bin) or set load.engine to python or auto", result)
+    if binary is None and protocol == "http":
+        return tv.http_load_phase(url, model, version, inputs, output_names, load["concurrency"], load["duration"],
+                                  timeout=timeout)
+    if binary is None:
+        return tv.load_phase(lambda: tv.make_client(protocol, url, timeout), protocol, model, version, inputs,
+                             output_names, load["concurrency"], load["duration"], timeout=timeout)
+    workdir = tempfile.mkdtemp(prefix="triton-verify-")
+    try:
+        measured = tv.perf_analyzer_load(binary, protocol, url, model, version, inputs, load["concurrency"],
+                                         load["duration"], workdir, timeout=timeout)
+    except tv.VerifyError as exc:
+        raise VerifyFailed(f"load phase: {exc}", result) from exc
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    measured["binary"] = binary
+    return measured
 
 
 def run_verify(params):
@@ -80,9 +109,7 @@ def _verify(params, reference, load, result):
                 raise VerifyFailed(f"model {model!r} answered differently from the reference: " + "; ".join(problems),
                                    result)
             if load:
-                result["load"] = tv.load_phase(lambda: tv.make_client(protocol, url, timeout), protocol, model, version,
-                                               inputs, list(expected), load["concurrency"], load["duration"],
-                                               timeout=timeout)
+                result["load"] = _load(load, protocol, url, model, version, inputs, list(expected), result, timeout)
                 if result["load"]["errors"]:
                     raise VerifyFailed(f"load phase: {result['load']['errors']} requests failed, first: "
                                        f"{result['load']['first_error']}", result)

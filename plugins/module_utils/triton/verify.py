@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import math
+import os
 import re
 import threading
 import time
@@ -362,7 +363,7 @@ def load_phase(make, protocol, model, version, inputs, output_names, concurrency
         return None if value is None else round(value * 1000.0, 3)
 
     return {
-        "concurrency": concurrency, "duration_s": round(elapsed, 3), "requests": len(latencies),
+        "engine": "python", "concurrency": concurrency, "duration_s": round(elapsed, 3), "requests": len(latencies),
         "errors": len(errors), "first_error": errors[0] if errors else None,
         "throughput_rps": round(len(latencies) / elapsed, 2) if elapsed > 0 else 0.0,
         "rows_per_s": round(len(latencies) * rows / elapsed, 2) if elapsed > 0 else 0.0,
@@ -391,3 +392,257 @@ def scrape_metrics(url, model=None, timeout=10.0):
             continue
         metrics[name] = metrics.get(name, 0.0) + float(value)
     return metrics
+
+
+def find_perf_analyzer(path=None):
+    """The perf_analyzer binary: the given path, else perf_analyzer on PATH; None when there is none."""
+    import shutil  # pylint: disable=import-outside-toplevel
+    if path:
+        return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
+    return shutil.which("perf_analyzer")
+
+
+def perf_analyzer_input_file(inputs, path):
+    """perf_analyzer's real-input JSON for the reference rows: one data step per row (batch dimension dropped)."""
+    rows = next(iter(inputs.values())).shape[0]
+    steps = []
+    for row in range(rows):
+        steps.append({name: {"content": array[row].reshape(-1).tolist(), "shape": list(array.shape[1:])}
+                      for name, array in inputs.items()})
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump({"data": steps}, handle)
+    return rows
+
+
+def parse_perf_analyzer_csv(text, rows, duration_s):
+    """The same fields load_phase returns, from perf_analyzer's -f CSV (latencies in microseconds)."""
+    import csv  # pylint: disable=import-outside-toplevel
+    records = list(csv.DictReader(text.splitlines()))
+    if not records:
+        raise VerifyError(f"perf_analyzer wrote no measurement: {text[:300]!r}")
+    row = records[-1]
+
+    def ms(key):
+        value = row.get(key)
+        return round(float(value) / 1000.0, 3) if value not in (None, "") else None
+
+    inferences = float(row["Inferences/Second"])
+    throughput = inferences / max(rows, 1)
+    return {
+        "engine": "perf_analyzer", "concurrency": int(row["Concurrency"]), "duration_s": round(duration_s, 3),
+        "requests": int(round(throughput * duration_s)), "errors": 0, "first_error": None,
+        "throughput_rps": round(throughput, 2), "rows_per_s": round(inferences, 2),
+        "latency_ms": {"p50": ms("p50 latency"), "p90": ms("p90 latency"), "p99": ms("p99 latency"),
+                       "max": None, "avg": ms("Avg latency")},
+    }
+
+
+def perf_analyzer_load(binary, protocol, url, model, version, inputs, concurrency, duration_s, workdir,
+                       run=None, timeout=30.0):
+    """The load phase run by perf_analyzer: the reference rows as one request of that batch size, at the
+    given concurrency, measured over three windows that together last duration_s (no stability wait).
+
+    perf_analyzer has no per-request timeout, so its whole run is bounded instead: twice the measured
+    time (warm-up and the last requests) plus timeout plus 30 s for its start; then it is killed.
+    """
+    import subprocess  # pylint: disable=import-outside-toplevel
+    run = run or subprocess.run
+    data_file, report = os.path.join(workdir, "perf_input.json"), os.path.join(workdir, "perf_report.csv")
+    rows = perf_analyzer_input_file(inputs, data_file)
+    window_ms = max(int(duration_s * 1000 / 3), 100)
+    cmd = [binary, "-m", model, "-u", strip_scheme(url), "-i", "grpc" if protocol == "grpc" else "http",
+           "-b", str(rows), "--input-data", data_file, "--concurrency-range", f"{concurrency}:{concurrency}",
+           "--measurement-mode", "time_windows", "--measurement-interval", str(window_ms),
+           "--stability-percentage", "999", "--max-trials", "3", "-f", report]
+    if version:
+        cmd += ["-x", str(version)]
+    limit = window_ms * 3 / 1000.0 * 2 + float(timeout) + 30
+    try:
+        proc = run(cmd, capture_output=True, text=True, check=False, timeout=limit)
+    except subprocess.TimeoutExpired as exc:
+        raise VerifyError(f"perf_analyzer did not finish within {limit:g}s (twice load.duration + timeout + 30s) "
+                          f"against {url} — the model hangs or the server is overloaded; read the server log") from exc
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]
+        raise VerifyError(f"perf_analyzer failed (exit {proc.returncode}): {' / '.join(tail)}")
+    with open(report, encoding="utf-8") as handle:
+        return parse_perf_analyzer_csv(handle.read(), rows, window_ms * 3 / 1000.0)
+
+
+def split_host_port(hostport, default_port=80):
+    """('127.0.0.1', 8000) from '127.0.0.1:8000'; IPv6 in brackets; the default port when none is given."""
+    if hostport.startswith("["):
+        host, _sep, rest = hostport[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else default_port
+    if hostport.count(":") == 1:
+        host, port = hostport.split(":")
+        return host, int(port)
+    return hostport, default_port
+
+
+def http_infer_request(url, model, version, inputs, output_names):
+    """The bytes of one HTTP/1.1 inference request (KServe v2, binary tensor data), built by tritonclient."""
+    request_inputs = []
+    for name, array in inputs.items():
+        tensor = triton_http.InferInput(name, list(array.shape), {
+            np.dtype(np.float32): "FP32", np.dtype(np.float64): "FP64", np.dtype(np.int32): "INT32",
+            np.dtype(np.int64): "INT64", np.dtype(np.float16): "FP16", np.dtype(np.int8): "INT8",
+            np.dtype(np.uint8): "UINT8", np.dtype(np.bool_): "BOOL"}[array.dtype])
+        tensor.set_data_from_numpy(array, binary_data=True)
+        request_inputs.append(tensor)
+    outputs = [triton_http.InferRequestedOutput(name, binary_data=True) for name in output_names]
+    body, json_size = triton_http.InferenceServerClient.generate_request_body(request_inputs, outputs=outputs)
+    host = strip_scheme(url)
+    path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + "/infer"
+    head = [f"POST {path} HTTP/1.1", f"Host: {host}", "Content-Type: application/octet-stream",
+            f"Content-Length: {len(body)}"]
+    if json_size is not None:
+        head.append(f"Inference-Header-Content-Length: {json_size}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode("ascii") + body
+
+
+def http_load_phase(url, model, version, inputs, output_names, concurrency, duration_s, clock=time.perf_counter,
+                    timeout=30.0):
+    """The HTTP load phase: one request built once and sent again and again on `concurrency` keep-alive
+    connections from one asyncio loop, each answer read to its end and its status checked.
+
+    A request costs the client a few tens of microseconds of Python (no per-request tensor encoding, no
+    threads handing the GIL to each other), so on a machine the client shares with the server the
+    server gets the CPU, as with perf_analyzer. The answers' values were checked by the reference
+    inference before the load phase.
+
+    Every connect and every request ends within timeout seconds (the asyncio loop bounds the whole
+    exchange, the one-client socket each send and read, as tritonclient's network_timeout does); a
+    client whose request timed out stops and the phase counts it as an error, so the phase ends by
+    duration_s + timeout.
+    """
+    import asyncio  # pylint: disable=import-outside-toplevel
+    import socket  # pylint: disable=import-outside-toplevel
+
+    request = http_infer_request(url, model, version, inputs, output_names)
+    host, port = split_host_port(strip_scheme(url).split("/", 1)[0])
+    latencies, errors = [], []
+    timeout = float(timeout)
+    timed_out = f"{url} did not answer an inference request within {timeout:g}s (the timeout)"
+    bounded = getattr(asyncio, "timeout", None)  # Python 3.11+: one timer per request, no extra task
+
+    async def read_body(reader, head):
+        lower = head.lower()
+        for line in lower.split(b"\r\n"):
+            if line.startswith(b"content-length:"):
+                length = int(line[15:])
+                return await reader.readexactly(length) if length else b""
+        if b"transfer-encoding: chunked" in lower:
+            parts = []
+            while True:
+                size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while await reader.readuntil(b"\r\n") != b"\r\n":
+                        pass  # trailers
+                    return b"".join(parts)
+                parts.append(await reader.readexactly(size))
+                await reader.readexactly(2)
+        return b""
+
+    async def exchange(reader, writer):
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        return head, await read_body(reader, head)
+
+    async def connect():
+        return await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+
+    async def worker(stop_at):
+        writer = None
+        try:
+            reader, writer = await connect()
+            while clock() < stop_at:
+                t0 = clock()
+                if bounded is not None:
+                    async with bounded(timeout):
+                        head, body = await exchange(reader, writer)
+                else:
+                    head, body = await asyncio.wait_for(exchange(reader, writer), timeout)
+                status = head[9:12]
+                if status == b"200":
+                    latencies.append(clock() - t0)
+                else:
+                    errors.append(f"HTTP {status.decode('ascii', 'replace')}: {body[:200].decode('utf-8', 'replace')}")
+                if b"connection: close" in head.lower():
+                    writer.close()
+                    reader, writer = await connect()
+        except asyncio.TimeoutError:
+            errors.append(timed_out)
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            if writer is not None:
+                writer.close()
+
+    async def run():
+        stop_at = clock() + duration_s
+        await asyncio.gather(*(worker(stop_at) for _worker in range(concurrency)))
+
+    def run_blocking():
+        """One client: a blocking socket is cheaper per request than an event loop (latency-bound)."""
+        stop_at = clock() + duration_s
+        try:
+            with socket.create_connection((host, port), timeout=timeout) as sock:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                stream = sock.makefile("rb")
+                while clock() < stop_at:
+                    t0 = clock()
+                    sock.sendall(request)
+                    status, length, chunked, close = stream.readline()[9:12], None, False, False
+                    while True:
+                        line = stream.readline()
+                        if line in (b"\r\n", b"\n", b""):
+                            break
+                        lower = line.lower()
+                        if lower.startswith(b"content-length:"):
+                            length = int(lower[15:])
+                        elif lower.startswith(b"transfer-encoding:") and b"chunked" in lower:
+                            chunked = True
+                        elif lower.startswith(b"connection:") and b"close" in lower:
+                            close = True
+                    body = stream.read(length) if length else b""
+                    while chunked:
+                        size = int(stream.readline().split(b";", 1)[0].strip() or b"0", 16)
+                        if size == 0:
+                            while stream.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            break
+                        body += stream.read(size)
+                        stream.readline()
+                    if status == b"200":
+                        latencies.append(clock() - t0)
+                    else:
+                        errors.append(f"HTTP {status.decode('ascii', 'replace')}: "
+                                      f"{body[:200].decode('utf-8', 'replace')}")
+                    if close:
+                        break
+        except socket.timeout:
+            errors.append(timed_out)
+        except (OSError, ValueError) as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    started = clock()
+    if concurrency == 1:
+        run_blocking()
+    else:
+        asyncio.run(run())
+    elapsed = clock() - started
+    latencies.sort()
+    rows = next(iter(inputs.values())).shape[0] if inputs else 1
+
+    def ms(value):
+        return None if value is None else round(value * 1000.0, 3)
+
+    return {
+        "engine": "python", "concurrency": concurrency, "duration_s": round(elapsed, 3), "requests": len(latencies),
+        "errors": len(errors), "first_error": errors[0] if errors else None,
+        "throughput_rps": round(len(latencies) / elapsed, 2) if elapsed > 0 else 0.0,
+        "rows_per_s": round(len(latencies) * rows / elapsed, 2) if elapsed > 0 else 0.0,
+        "latency_ms": {"p50": ms(percentile(latencies, 50)), "p90": ms(percentile(latencies, 90)),
+                       "p99": ms(percentile(latencies, 99)), "max": ms(latencies[-1] if latencies else None)},
+    }

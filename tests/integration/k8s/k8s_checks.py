@@ -22,6 +22,8 @@ import yaml
 from testlib import REPO
 
 HELM = str(REPO / ".tools" / "bin" / "helm")
+HELM4 = str(REPO / ".tools" / "bin" / "helm4")  # helm 4.1 (scripts/bootstrap.sh); the role supports both majors
+HELMS = {"helm3": HELM, "helm4": HELM4}
 CHART = REPO / "roles" / "triton_helm" / "files" / "triton"
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 INVENTORIES = sorted(p.name for p in (REPO / "inventories").iterdir() if (p / "hosts.yml").is_file())
@@ -88,8 +90,10 @@ GPU_NODE_LABEL = "cloud.google.com/gke-accelerator"
 
 # ---------------------------------------------------------------------------------------------- rendering
 
-def helm(*args, check=True):
-    proc = subprocess.run([HELM, *args], cwd=REPO, capture_output=True, text=True, check=False, timeout=120)
+def helm(*args, check=True, binary=HELM):
+    if not Path(binary).is_file():
+        raise AssertionError(f"{binary} is missing: run make bootstrap (scripts/bootstrap.sh installs helm 3 and helm 4)")
+    proc = subprocess.run([binary, *args], cwd=REPO, capture_output=True, text=True, check=False, timeout=120)
     if check and proc.returncode != 0:
         raise AssertionError(f"helm {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -111,9 +115,10 @@ def template_run(values_file, release="triton-fil", namespace="triton"):
     return helm("template", release, str(CHART), "--namespace", namespace, "-f", str(values_file), check=False)
 
 
-def template(values_file, release="triton-fil", namespace="triton"):
+def template(values_file, release="triton-fil", namespace="triton", binary=HELM):
     """The objects helm template renders from the chart."""
-    return load_docs(helm("template", release, str(CHART), "--namespace", namespace, "-f", str(values_file)).stdout)
+    return load_docs(helm("template", release, str(CHART), "--namespace", namespace, "-f", str(values_file),
+                          binary=binary).stdout)
 
 
 def by_kind(objects, kind):

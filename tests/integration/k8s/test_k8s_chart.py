@@ -12,8 +12,8 @@ import re
 import pytest
 import yaml
 
-from k8s_checks import (CHART, INVENTORIES, REPO, autoscaling_chain_problems, by_kind, helm, load_docs, one,
-                        policy_problems, schema_problems, template, template_run)
+from k8s_checks import (CHART, HELMS, INVENTORIES, REPO, autoscaling_chain_problems, by_kind, helm, load_docs,
+                        one, policy_problems, schema_problems, template, template_run)
 
 ADAPTER_MANIFEST = REPO / "roles" / "metrics_adapter" / "files" / "custom-metrics-stackdriver-adapter.yaml"
 ADAPTER_DEFAULTS = REPO / "roles" / "metrics_adapter" / "defaults" / "main.yml"
@@ -60,11 +60,24 @@ def test_every_inventory_is_rendered():
     assert len([h for i, h in HOSTS if i == "multi-project"]) == 2
 
 
+@pytest.mark.parametrize("binary", sorted(HELMS))
 @pytest.mark.parametrize("release", HOSTS, indirect=True, ids=[f"{i}/{h}" for i, h in HOSTS])
-def test_helm_lint_strict(release):
+def test_helm_lint_strict(release, binary):
+    """helm 3.17 and helm 4 both lint the chart strictly clean."""
     values_file = release[2]
-    proc = helm("lint", "--strict", str(CHART), "-f", str(values_file), "--namespace", "triton")
-    assert "0 chart(s) failed" in proc.stdout
+    proc = helm("lint", "--strict", str(CHART), "-f", str(values_file), "--namespace", "triton", binary=HELMS[binary])
+    assert "0 chart(s) failed" in proc.stdout and "[WARNING]" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("release", HOSTS, indirect=True, ids=[f"{i}/{h}" for i, h in HOSTS])
+def test_helm4_renders_what_helm3_renders(release):
+    """The same chart and values give the same objects with helm 4 as with helm 3.17 (so every check on the
+    helm 3 rendering in this file holds for a helm 4 install too)."""
+    _inventory, _host, values_file, objects = release
+    release_name = yaml.safe_load(HELM_DEFAULTS.read_text())["triton_helm_release"]
+    assert template(values_file, release=release_name, binary=HELMS["helm4"]) == objects
+    version = helm("version", "--template", "{{ .Version }}", binary=HELMS["helm4"]).stdout
+    assert version.startswith("v4."), version
 
 
 @pytest.mark.parametrize("release", HOSTS, indirect=True, ids=[f"{i}/{h}" for i, h in HOSTS])

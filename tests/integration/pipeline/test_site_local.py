@@ -76,6 +76,41 @@ VERIFY_PLAY = """
 """
 
 
+LOAD_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: verify
+      rapids.triton_fil.triton_verify:
+        url: "{{ url }}"
+        protocol: "{{ protocol }}"
+        model: fil
+        timeout: 30
+        reference_file: "{{ reference }}"
+        load: {concurrency: 2, duration: 1.5, engine: "{{ engine }}", perf_analyzer: "{{ binary | default(omit) }}"}
+"""
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_verify_load_with_perf_analyzer(converged, local_stack, ansible, protocol):
+    """The perf_analyzer engine drives the real tritonserver and its report fills the same result fields."""
+    binary = REPO / ".tools" / "bin" / "perf_analyzer"
+    assert binary.is_file(), "run make bootstrap: it unpacks perf_analyzer into .tools/bin"
+    url = local_stack["TRITON_FIL_HTTP_URL" if protocol == "http" else "TRITON_FIL_GRPC_URL"]
+    ev = {"url": url, "protocol": protocol, "engine": "perf_analyzer", "binary": str(binary),
+          "reference": str(REPO / "model_repository" / "fil_reference.json")}
+    run = ansible(LOAD_PLAY, extra_vars=ev)
+    assert run.rc == 0, run.stdout[-3000:]
+    load = run.result("verify")["load"]
+    assert load["engine"] == "perf_analyzer" and load["concurrency"] == 2 and load["errors"] == 0
+    assert load["throughput_rps"] > 0 and load["rows_per_s"] == pytest.approx(load["throughput_rps"] * 8, rel=0.01)
+    assert 0 < load["latency_ms"]["p50"] <= load["latency_ms"]["p99"]
+    missing = ansible(LOAD_PLAY, extra_vars={**ev, "binary": str(REPO / "no" / "perf_analyzer")})
+    assert missing.rc != 0 and "no executable perf_analyzer" in missing.result("verify")["msg"]
+    auto = ansible(LOAD_PLAY, extra_vars={**ev, "engine": "auto", "binary": str(REPO / "no" / "perf_analyzer")})
+    assert auto.rc == 0 and auto.result("verify")["load"]["engine"] == "python", "auto falls back to the loop"
+
+
 def test_verify_over_grpc(converged, local_stack, ansible):
     run = ansible(VERIFY_PLAY, extra_vars={"url": local_stack["TRITON_FIL_GRPC_URL"], "protocol": "grpc",
                                            "reference": str(REPO / "model_repository" / "fil_reference.json")})
@@ -110,3 +145,22 @@ def test_verify_unknown_model_fails_with_the_hint(converged, local_stack, ansibl
     assert run.rc != 0 and time.monotonic() - started < 60
     assert "model 'nope' is not in the repository" in run.result("verify")["msg"]
     assert "(it has: fil)" in run.result("verify")["msg"]
+
+
+def test_build_mode_builds_on_the_stacks_engine_then_changes_nothing(converged, local_stack):
+    """gcr_image_mode=build on the local stack: podman's Docker API builds local_stack/image_context FROM the
+    stack registry's base image and pushes it; the release values get its digest; a second run changes nothing.
+    Runs last in this file: it moves the destination tag away from the mirrored image."""
+    assert local_stack.get("TRITON_FIL_DOCKER_HOST", "").startswith("unix://"), "the stack starts podman"
+    build = {"gcr_image_mode": "build"}
+    first = run_playbook(SITE, inventory=INVENTORY, env=local_stack, extra_vars=build)
+    assert first.rc == 0, first.stdout[-4000:] + first.stderr[-2000:]
+    built = first.result("Wait for the image copy (each retry line is one poll)")
+    assert built["pushed"] is True and built["digest"].startswith("sha256:")
+    image = first.result("Hand the pushed image to the next roles")["ansible_facts"]["triton_fil_image"]
+    assert image["digest"] == built["digest"]
+    assert first.result("Show what the release would run")["msg"].startswith(f"release values: image {image['ref']},")
+    second = run_playbook(SITE, inventory=INVENTORY, env=local_stack, extra_vars=build)
+    assert second.rc == 0, second.stdout[-4000:]
+    assert second.changed == 0
+    assert second.result("Wait for the image copy (each retry line is one poll)")["pushed"] is False

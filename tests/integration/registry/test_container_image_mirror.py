@@ -20,6 +20,7 @@ MIRROR_PLAY = """
         destination_username: "{{ destination_username | default(omit) }}"
         destination_password: "{{ destination_password | default(omit) }}"
         chunk_size: "{{ chunk_size | default(omit) }}"
+        mount_from: "{{ mount_from | default(omit) }}"
         auth_kind: anonymous
 """
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-
+import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -16,6 +16,17 @@ from testlib import REPO, run_playbook
 INVENTORY = REPO / "inventories" / "rehearsal"
 SITE = REPO / "playbooks" / "site.yml"
 SUMMARY = "One line per deployment (a failed one does not stop the others)"
+HELM3 = REPO / ".tools" / "bin" / "helm"  # helm 3.17 (scripts/bootstrap.sh)
+HELM4 = REPO / ".tools" / "bin" / "helm4"  # helm 4.1, from the kubectl-v35 wheel
+ROLE_PLAY = """
+- hosts: triton_fil
+  gather_facts: false
+  vars:
+    triton_fil_kubeconfig: "{{ kubeconfig }}"
+    triton_fil_kube_context: "{{ context }}"
+  roles:
+    - role: rapids.triton_fil.ROLE
+"""
 
 
 def site(env, identity="creator", **kwargs):
@@ -73,3 +84,35 @@ def kubeconfig_of(env, identity):
     path = Path(env["TRITON_FIL_RUN_DIR"]) / "kube" / f"{identity}.yaml"
     config = yaml.safe_load(path.read_text())
     return path, config["current-context"]
+
+
+def role(env, name, tmp_path, identity="creator", **extra):
+    """One role of the collection against the rehearsal's cluster, as one of its identities."""
+    path, context = kubeconfig_of(env, identity)
+    # The facts of gke_cluster that the chart values read (site.yml's run sets them), so a role run here
+    # renders the same values and leaves the release as site.yml made it.
+    cluster = {"name": "triton-fil", "location": "us-central1-a", "project": env["TRITON_FIL_PROJECT"]}
+    return run_playbook(ROLE_PLAY.replace("ROLE", name), inventory=INVENTORY, tmp_path=tmp_path,
+                        env={**env, "TRITON_FIL_REHEARSAL_IDENTITY": identity},
+                        extra_vars={"kubeconfig": str(path), "context": context, "triton_fil_cluster": cluster,
+                                    **extra})
+
+
+def helm(env, *args, binary=HELM3):
+    """helm as the cluster's creator; its stdout."""
+    path, context = kubeconfig_of(env, "creator")
+    proc = subprocess.run([str(binary), "--kubeconfig", str(path), "--kube-context", context, *args],
+                          capture_output=True, text=True, env=env, check=True, timeout=120)
+    return proc.stdout
+
+
+def deployment(env, namespace="triton", name="triton-fil"):
+    import kubernetes  # pylint: disable=import-outside-toplevel
+    return kubernetes.client.AppsV1Api(admin_client(env)).read_namespaced_deployment(name, namespace)
+
+
+def image_and_models(env):
+    """The image and model repository of the release site.yml installed."""
+    container = deployment(env).spec.template.spec.containers[0]
+    models = next(a for a in container.args if a.startswith("--model-repository="))
+    return container.image, models.split("=", 1)[1]

@@ -9,56 +9,15 @@ deciding what the deployer may do on a cluster that is not GKE.
 from __future__ import annotations
 
 import json
-import subprocess
 import textwrap
 
 import pytest
 import yaml
 
-from rehearsal_lib import INVENTORY, admin_client, control, kubeconfig_of, wait_until
+from rehearsal_lib import INVENTORY, admin_client, control, deployment, helm, image_and_models, role, wait_until
 from testlib import REPO, run_playbook
 
 pytestmark = [pytest.mark.slow, pytest.mark.rehearsal]
-
-ROLE_PLAY = """
-- hosts: triton_fil
-  gather_facts: false
-  vars:
-    triton_fil_kubeconfig: "{{ kubeconfig }}"
-    triton_fil_kube_context: "{{ context }}"
-  roles:
-    - role: rapids.triton_fil.ROLE
-"""
-
-
-def role(env, name, tmp_path, identity="creator", **extra):
-    path, context = kubeconfig_of(env, identity)
-    # The facts of gke_cluster that the chart values read (site.yml's run sets them), so a role run here
-    # renders the same values and leaves the release as site.yml made it.
-    cluster = {"name": "triton-fil", "location": "us-central1-a", "project": env["TRITON_FIL_PROJECT"]}
-    return run_playbook(ROLE_PLAY.replace("ROLE", name), inventory=INVENTORY, tmp_path=tmp_path,
-                        env={**env, "TRITON_FIL_REHEARSAL_IDENTITY": identity},
-                        extra_vars={"kubeconfig": str(path), "context": context, "triton_fil_cluster": cluster,
-                                    **extra})
-
-
-def helm(env, *args):
-    path, context = kubeconfig_of(env, "creator")
-    proc = subprocess.run([str(REPO / ".tools" / "bin" / "helm"), "--kubeconfig", str(path), "--kube-context",
-                           context, *args], capture_output=True, text=True, env=env, check=True, timeout=120)
-    return proc.stdout
-
-
-def deployment(env, namespace="triton", name="triton-fil"):
-    import kubernetes  # pylint: disable=import-outside-toplevel
-    return kubernetes.client.AppsV1Api(admin_client(env)).read_namespaced_deployment(name, namespace)
-
-
-def image_and_models(env):
-    container = deployment(env).spec.template.spec.containers[0]
-    models = next(a for a in container.args if a.startswith("--model-repository="))
-    return container.image, models.split("=", 1)[1]
-
 
 def test_gpu_drivers_installs_on_a_pool_without_gke_drivers(rehearsal, converged, tmp_path):
     """daemonset mode: the pinned installer is scheduled onto the driverless pool's nodes (its affinity skips

@@ -53,6 +53,9 @@ class FakeRegistry:
     def manifest_digest(self, _repository, _tag):
         return self.digest
 
+    def get_manifest(self, _repository, _ref):
+        return None  # a manifest elsewhere: its config is not this image's (the real registry: test_build_podman.py)
+
 
 @pytest.fixture
 def params(tmp_path):

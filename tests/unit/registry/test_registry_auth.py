@@ -241,3 +241,39 @@ def test_credentials_a_token_service_echoes_are_redacted(stub_factory):
     message = str(refused.value)
     assert "refused the credentials of user 'u'" in message and "bad creds in Basic <redacted>" in message, message
     assert SECRET not in message and base64.b64encode(f"u:{SECRET}".encode()).decode() not in message
+
+
+class _Answer:
+    def __init__(self, status, headers=None):
+        self.status_code, self.headers = status, headers or {}
+
+
+def test_insecure_registries_get_plain_http_straight_away(monkeypatch):
+    """A registry listed in insecure_registries is asked over http:// first: no failed TLS handshake per call."""
+    insecure = RegistryClient("registry.example.com:5000", insecure=True, sleep=lambda _s: None)
+    tried = []
+
+    def answer(url, **_kwargs):  # no packet leaves the machine
+        tried.append(url)
+        return _Answer(200, {"Docker-Distribution-API-Version": "registry/2.0"})
+
+    monkeypatch.setattr(insecure.http, "get", answer)
+    insecure.ping()
+    assert tried == ["http://registry.example.com:5000/v2/"] and insecure.base == "http://registry.example.com:5000"
+
+
+def test_a_tls_port_listed_as_insecure_falls_back_to_https(monkeypatch):
+    """Go's TLS server answers plain HTTP with 400 (no registry header): then HTTPS without verification."""
+    insecure = RegistryClient("registry.example.com:5000", insecure=True, sleep=lambda _s: None)
+    tried = []
+
+    def answer(url, **kwargs):
+        tried.append((url, kwargs.get("verify")))
+        if url.startswith("http://"):
+            return _Answer(400)
+        return _Answer(401, {"WWW-Authenticate": 'Basic realm="r"'})
+
+    monkeypatch.setattr(insecure.http, "get", answer)
+    insecure.ping()
+    assert tried == [("http://registry.example.com:5000/v2/", False), ("https://registry.example.com:5000/v2/", False)]
+    assert insecure.base == "https://registry.example.com:5000" and insecure.scheme == "basic"
