@@ -29,6 +29,7 @@ import threading
 import time
 from urllib.parse import urljoin, urlsplit
 
+from ansible_collections.rapids.triton_fil.plugins.module_utils.backoff import RETRYABLE_STATUS, Backoff
 from ansible_collections.rapids.triton_fil.plugins.module_utils.redact import basic_credential, scrub
 from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.auth import (
     pick_challenge, pull_scope, push_scope,
@@ -46,7 +47,6 @@ except ImportError as exc:  # pragma: no cover - reported through missing_requir
     HAS_REQUESTS = False
     REQUESTS_IMPORT_ERROR = exc
 
-RETRYABLE_STATUS = frozenset((408, 429, 500, 502, 503, 504))
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -188,8 +188,7 @@ class RegistryClient:
         self.verify = not self.insecure
         self.timeout = float(timeout or 60)
         self.max_retries = int(max_retries if max_retries is not None else 6)
-        self._sleep, self._rng = sleep, rng
-        self.base_delay, self.max_delay = base_delay, max_delay
+        self.retry = Backoff(sleep=sleep, rng=rng, base_delay=base_delay, max_delay=max_delay)
         self.http = requests.Session()
         self.http.headers["User-Agent"] = USER_AGENT
         if self.insecure:  # asked for explicitly (insecure_registries): no warning on every request
@@ -204,13 +203,6 @@ class RegistryClient:
         self.calls = []  # (method, path, status) of every attempt, for results and tests
 
     # --- transport -------------------------------------------------------------------------
-    def _delay(self, attempt, response=None):
-        if response is not None:
-            retry_after = response.headers.get("Retry-After", "")
-            if retry_after.isdigit():
-                return min(float(retry_after), self.max_delay)
-        return self._rng() * min(self.max_delay, self.base_delay * (2 ** attempt))
-
     def _record(self, method, url, status):
         self.calls.append((method, urlsplit(url).path, status))
 
@@ -268,7 +260,7 @@ class RegistryClient:
                         self._learn(response)
                     return
                 if attempt < self.max_retries:
-                    self._sleep(self._delay(attempt, retry_response))
+                    self.retry.wait(attempt, retry_response)
             hint = "" if self.allow_http else (
                 f"; if it serves plain HTTP or a self-signed certificate, list {self.host} in insecure_registries")
             tried = " or ".join(f"{scheme}://{self.host}/v2/" for scheme in schemes)
@@ -358,7 +350,7 @@ class RegistryClient:
             except (requests.ConnectionError, requests.Timeout) as exc:
                 self._record(method, url, None)
                 if retry and attempt < self.max_retries:
-                    self._sleep(self._delay(attempt))
+                    self.retry.wait(attempt)
                     attempt += 1
                     continue
                 raise RegistryError(f"{self._where()}: {method} {urlsplit(url).path} failed after {attempt + 1} "
@@ -381,7 +373,7 @@ class RegistryClient:
             if status in expected or status in allow:
                 return response
             if status in RETRYABLE_STATUS and retry and attempt < self.max_retries:
-                self._sleep(self._delay(attempt, response))
+                self.retry.wait(attempt, response)
                 attempt += 1
                 continue
             detail = self._error_text(response)
