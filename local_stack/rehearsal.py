@@ -22,6 +22,7 @@ CLI:
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import re
@@ -46,7 +47,7 @@ from local_stack.simulators.artifact_registry import ArtifactRegistrySimulator  
 from local_stack.simulators.compute import ComputeSimulator  # noqa: E402  pylint: disable=wrong-import-position
 from local_stack.simulators.gke import GkeSimulator  # noqa: E402  pylint: disable=wrong-import-position
 from local_stack.simulators.iam import IamSimulator  # noqa: E402  pylint: disable=wrong-import-position
-from local_stack.stack import LocalStack, Supervisor, log  # noqa: E402  pylint: disable=wrong-import-position
+from local_stack.stack import LocalStack, Supervisor  # noqa: E402  pylint: disable=wrong-import-position
 
 PROJECT = "triton-fil-rehearsal"
 SERVICES = ["compute.googleapis.com", "container.googleapis.com", "storage.googleapis.com",
@@ -134,9 +135,9 @@ class RehearsalSupervisor(Supervisor):
             "TRITON_FIL_COMPUTE_ENDPOINT": self.compute.urls["compute"],
             "TRITON_FIL_SERVICEUSAGE_ENDPOINT": self.compute.urls["serviceusage"],
             "TRITON_FIL_CREATOR": CREATOR,
-            "TRITON_FIL_CREATOR_KEY": str(self.run_dir / "identity" / f"{CREATOR.split('@')[0]}-key.json"),
+            "TRITON_FIL_CREATOR_KEY": str(self.run_dir / "identity" / f"{CREATOR.split('@', maxsplit=1)[0]}-key.json"),
             "TRITON_FIL_DEPLOYER": DEPLOYER,
-            "TRITON_FIL_DEPLOYER_KEY": str(self.run_dir / "identity" / f"{DEPLOYER.split('@')[0]}-key.json"),
+            "TRITON_FIL_DEPLOYER_KEY": str(self.run_dir / "identity" / f"{DEPLOYER.split('@', maxsplit=1)[0]}-key.json"),
             "TRITON_FIL_KUBE_ADMIN": str(self.control_plane.admin_kubeconfig),
             "TRITON_FIL_KUBE_SERVER": self.control_plane.server,
             "TRITON_FIL_KUBE_CA": str(self.control_plane.ca_file),
@@ -192,7 +193,9 @@ class RehearsalSupervisor(Supervisor):
         self.marks = {"artifact_registry": len(self.artifact_registry.writes()),
                       "gcs": log_size(self.run_dir / "fake-gcs-server.log"),
                       "registry": log_size(self.registry_log),
-                      "kubernetes": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())}
+                      # The audit log's timestamps have microseconds: a second-precision mark would let earlier
+                      # events of the same second through.
+                      "kubernetes": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
 
     def writes(self):
         kube = self.control_plane.writes(since=self.marks["kubernetes"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -59,15 +60,42 @@ class AnsibleRun:
         return self.results(task_name, host)[-1]
 
 
+def assert_no_traceback(result):
+    """A task result from fail_json, not from a module that crashed (ansible-core 2.19 sets "exception" to
+    "(traceback unavailable)" on every fail_json; a crash leaves module_stderr and a real traceback)."""
+    text = json.dumps(result)
+    assert "module_stderr" not in result and "MODULE FAILURE" not in str(result.get("msg")), text[-3000:]
+    assert "Traceback (most recent call last)" not in text, text[-3000:]
+
+
+def without_file_permission_override():
+    """A command prefix under which root obeys file permission bits (no CAP_DAC_OVERRIDE/READ_SEARCH).
+
+    Tests of unreadable files and folders chmod them to 000; root reads them anyway unless these
+    capabilities are dropped. [] when not root; None when root and setpriv (util-linux) is missing.
+    """
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        return None
+    caps = "-dac_override,-dac_read_search"
+    return [setpriv, f"--inh-caps={caps}", f"--bounding-set={caps}"]
+
+
 def run_playbook(playbook, *, inventory=None, extra_vars=None, check=False, diff=False, limit=None,
-                 env=None, verbosity=0, tmp_path=None, callback="ansible.posix.json", timeout=900, tags=None):
-    """Run ansible-playbook from the repo root; playbook is a path or the YAML text of one."""
+                 env=None, verbosity=0, tmp_path=None, callback="ansible.posix.json", timeout=900, tags=None,
+                 prefix=None):
+    """Run ansible-playbook from the repo root; playbook is a path or the YAML text of one.
+
+    prefix: a command to run ansible-playbook under (see without_file_permission_override).
+    """
     if "\n" in str(playbook):
         assert tmp_path is not None, "an inline playbook needs tmp_path"
         path = Path(tmp_path) / "playbook.yml"
         path.write_text(textwrap.dedent(playbook))
         playbook = path
-    cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), str(playbook)]
+    cmd = list(prefix or []) + [str(REPO / ".venv" / "bin" / "ansible-playbook"), str(playbook)]
     cmd += ["-i", str(inventory)] if inventory else ["-i", "localhost,", "-c", "local"]
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]

@@ -69,7 +69,7 @@ class Monitoring:
         end = _parse_time(query["interval.endTime"]) if "interval.endTime" in query else None
         out = []
         with self.lock:
-            for (proj, metric_type, _), entry in self.series.items():
+            for (proj, metric_type, _labels), entry in self.series.items():
                 if proj != project or metric_type != found.group(1):
                     continue
                 points = [p for p in entry["points"]

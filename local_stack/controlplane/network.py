@@ -76,7 +76,7 @@ class EgressProxy:
         if len(parts) < 2 or parts[0] != "CONNECT":
             client.sendall(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
             return
-        host, _, port = parts[1].rpartition(":")
+        host, _colon, port = parts[1].rpartition(":")
         target = self.route(host.strip("[]"), int(port or 0))
         with self.lock:
             self.connections.append((parts[1], target, time.time()))

@@ -14,10 +14,19 @@ description:
     modification time recorded at upload or the MD5, see O(compare)), and uploads only the files
     that are new or differ, in parallel. Files above 8 MiB
     go through resumable uploads in 8 MiB chunks.
+  - Only regular files inside O(src) are synced. Symbolic links are followed while their target stays
+    inside O(src) (the file is synced under the link's name); a link that leads outside O(src), a broken
+    link, a link loop, a folder or file that cannot be read, a FIFO, socket or device, a name that is not
+    UTF-8 and a name GCS refuses (a carriage return or line feed, more than 1024 bytes) fail the task
+    before anything is uploaded or deleted, each listed with its fix. Exclude such entries with O(exclude).
   - Uploads carry their MD5 so the server verifies them, and C(ifGenerationMatch) preconditions so a
-    retried or concurrent upload never overwrites an object it did not compare against.
+    retried or concurrent upload never overwrites an object it did not compare against. Resumable
+    uploads follow GCS's protocol when a chunk's answer is lost (they ask the session how many bytes it
+    holds and resume there, or start a new session when the old one is gone).
+  - Every stored object's size and MD5 are compared with the local file; an object that differs is
+    uploaded once more and, if it still differs, removed and reported - never left as done.
   - Objects under the prefix that have no local file are reported in RV(extra) and kept; they are
-    deleted only with O(delete=true).
+    deleted only with O(delete=true), and never when their name matches O(exclude) (as C(gsutil rsync -x)).
   - Check mode lists the planned uploads and deletes; C(--diff) shows them.
 extends_documentation_fragment:
   - rapids.triton_fil.gcp
@@ -39,7 +48,9 @@ options:
     type: bool
     default: false
   exclude:
-    description: Shell patterns of file or folder names to skip.
+    description:
+      - Shell patterns of file or folder names to skip.
+      - Objects whose name has a part matching a pattern are not deleted either, even with O(delete=true).
     type: list
     elements: str
     default: [".*", "__pycache__", "*.pyc"]
@@ -112,7 +123,7 @@ unchanged:
   returned: always
   type: int
 extra:
-  description: Objects under the prefix with no local file, kept because O(delete=false).
+  description: Objects under the prefix with no local file, kept because O(delete=false) or because they match O(exclude).
   returned: always
   type: list
   elements: str
@@ -166,6 +177,9 @@ def main():
         result = run_sync(client, module.params, module.check_mode)
     except GcpError as exc:
         module.fail_json(msg=f"gcs_sync: {exc}")
+    except OSError as exc:  # a local file that changed between planning and upload
+        module.fail_json(msg=f"gcs_sync: {exc.filename or module.params['src']}: {exc.strerror or exc} — fix it and "
+                             "run the sync again; nothing that failed was reported as uploaded")
     module.exit_json(**result)
 
 

@@ -18,7 +18,8 @@ description:
     O(auth_kind=serviceaccount) the plugin gets O(service_account_file) as E(GOOGLE_APPLICATION_CREDENTIALS)
     in the exec entry, with O(impersonate_service_account) the plugin impersonates it too. O(auth=token)
     embeds a google-auth access token, refreshed only when the one in the file expires within
-    O(min_token_lifetime) seconds. Tokens never appear in the output or the diff.
+    O(min_token_lifetime) seconds. Credentials (tokens, passwords, client keys, auth-provider config,
+    exec environment) never appear in the output or the diff, and the diff is returned only with C(--diff).
   - Tokens are minted with the C(userinfo.email) scope added to O(scopes). Without it GKE identifies a
     service account by its numeric ID, and RBAC bindings that name its e-mail do not apply.
   - Idempotent - nothing is written when the file already holds the same entries.
@@ -72,7 +73,9 @@ attributes:
     description: Reports whether the file would change without writing it.
     support: full
   diff_mode:
-    description: Shows the kubeconfig before and after, tokens redacted.
+    description:
+      - Shows the entries the module manages (its cluster, context and user, and current-context) before and
+        after, every credential redacted; other entries of the file are never shown.
     support: full
 requirements:
   - gke-gcloud-auth-plugin on the PATH of kubectl and of the kubernetes client, with O(auth=exec_plugin)
@@ -143,7 +146,8 @@ def main():
     # A token for the kubeconfig must name its identity by e-mail (see EMAIL_SCOPE).
     if EMAIL_SCOPE not in module.params["scopes"]:
         module.params["scopes"] = list(module.params["scopes"]) + [EMAIL_SCOPE]
-    run_container_module(module, run_kubeconfig)
+    run_container_module(module, lambda client, params, check_mode: run_kubeconfig(
+        client, params, check_mode, diff=module._diff))  # pylint: disable=protected-access
 
 
 if __name__ == "__main__":

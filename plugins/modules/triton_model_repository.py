@@ -16,17 +16,25 @@ description:
     C(fil), the FIL backend's rules - C(model_type) and the model file it needs in every version
     folder (C(xgboost.model), C(xgboost.json), C(xgboost.ubj), C(model.txt), C(checkpoint.tl)),
     the values of C(output_class), C(predict_proba), C(threshold), C(storage_type) and the other FIL
-    parameters, one FP32 input C(input__0) and output C(output__0), and, where the model file is
-    readable (XGBoost JSON, LightGBM text), that the input C(dims) equal the model's feature count
-    and the output C(dims) its number of classes.
+    parameters, one FP32 input C(input__0) and output C(output__0), and, where the model file gives
+    them (XGBoost JSON and UBJSON, LightGBM text, Treelite 4 checkpoints), that the input C(dims) equal
+    the model's feature count and the output C(dims) its number of classes.
   - The FIL rules are those of the release the deployment serves, from the collection's release matrix
     (NGC tag, Triton version, FIL parameter set, the Treelite that loads the model files; every fact with the
     commit of the server and fil_backend release branch it was read from, see docs/fil_releases.md).
     The release is O(release), or the tag of O(image), or the collection's default release.
   - Parameters the release no longer reads (for example C(output_class), C(algo), C(threads_per_tree),
     C(storage_type) from 25.09 on) and parameters it does not read yet (C(is_classifier) before 25.09) are
-    problems naming the replacement; model files the release's Treelite cannot load (XGBoost 3.1+ JSON/UBJSON
-    before 26.01, checkpoints of another Treelite major version) are problems too.
+    problems naming the replacement; parameters the release does not know at all give one advisory per
+    configuration file, however many there are.
+  - Every model file must be readable, non-empty, not only NUL bytes, and parse as its C(model_type).
+    XGBoost JSON and UBJSON are decoded whole; the legacy XGBoost binary format, LightGBM text and Treelite
+    checkpoints get the header checks of the Treelite loaders the FIL backend uses (for example a UBJSON file
+    under C(model_type=xgboost) is named, with the C(model_type) to set). Model files the release's Treelite
+    cannot load (XGBoost 3.1+ JSON/UBJSON before 26.01, checkpoints of another Treelite major version than
+    the release's, other than 3.9) are problems too.
+  - A configuration file must be UTF-8 and at most 1 MiB (Triton configurations are a few kB); an
+    unreadable file or folder is a problem naming it, not a failure of the module.
   - With O(migrate=true) the configurations are rewritten to the release's parameter names (text edited in
     place, comments kept); check mode reports the rewrite without writing and C(--diff) shows it.
     Without O(migrate) the module is read-only.

@@ -10,7 +10,8 @@ module: triton_verify
 short_description: Prove that a Triton Inference Server serves a model correctly
 version_added: 0.1.0
 description:
-  - Waits (with a deadline) until the server is live, ready, and the model is ready.
+  - Waits (with a deadline) until the server is live, ready, and the model is ready; every call ends within
+    O(timeout), and every failure is a task failure naming the URL and the fix.
   - Compares the model metadata the server reports with what the model configuration declares.
   - Sends reference inputs and compares the outputs with the expected outputs within tolerance;
     any difference fails the task and names the tensor, the index and both values.
@@ -40,7 +41,12 @@ options:
     type: str
     default: ""
   timeout:
-    description: Seconds to wait for the server and the model to become ready.
+    description:
+      - Seconds to wait for the server and the model to become ready, and the longest any single call
+        (metadata, inference, a load-phase request, the metrics read) may take; gRPC calls get it as their
+        deadline.
+      - A model missing from the server's repository index fails at once instead of at the deadline; so
+        does an endpoint that answers but not as Triton (an HTML page, an HTTP/1 server on a gRPC URL).
     type: int
     default: 300
   expected_config:

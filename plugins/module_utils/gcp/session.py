@@ -17,6 +17,8 @@ import time
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.rapids.triton_fil.plugins.module_utils.redact import scrub
+
 try:
     import requests
     import google.auth
@@ -73,6 +75,14 @@ class GcpApiError(GcpError):
         self.context = context
         where = f"{context}: " if context else ""
         super().__init__(f"{where}{method} {url} answered {status} {reason}: {message}")
+
+    @property
+    def retryable(self):
+        return self.status in RETRYABLE_STATUS
+
+
+class GcpConnectionError(GcpError):
+    """The connection failed or timed out (no HTTP status): the request may or may not have been applied."""
 
 
 def parse_google_error(response):
@@ -183,38 +193,51 @@ class GcpSession:
                 return min(float(retry_after), self.max_delay)
         return self._rng() * min(self.max_delay, self.base_delay * (2 ** attempt))
 
-    def request(self, method, url, *, context=None, expected=(200,), allow=(), **kwargs):
-        """Send one request, retrying transient failures.
+    def backoff(self, attempt):
+        """Sleep as before retry number attempt (0-based): for callers that retry on their own terms."""
+        self._sleep(self._delay(attempt))
+
+    def _secrets(self):
+        creds = self._credentials
+        return [getattr(creds, "token", None), self.params.get("access_token")] if creds is not None else \
+            [self.params.get("access_token")]
+
+    def request(self, method, url, *, context=None, expected=(200,), allow=(), retry=True, **kwargs):
+        """Send one request, retrying transient failures (with retry=False: one attempt).
 
         Returns the response when its status is in ``expected`` or ``allow`` (``allow`` lets a caller
-        treat 404 as "absent" without an exception). Raises GcpApiError otherwise, GcpError when the
-        connection keeps failing.
+        treat 404 as "absent" without an exception). Raises GcpApiError otherwise (``retryable`` tells a
+        transient status), GcpConnectionError when the connection keeps failing or times out.
         """
         kwargs.setdefault("timeout", self.timeout)
         last_error = None
-        for attempt in range(self.max_retries + 1):
+        attempts = self.max_retries + 1 if retry else 1
+        for attempt in range(attempts):
             try:
                 response = self.http.request(method, url, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 self.calls.append((method, url, None))
                 last_error = exc
-                if attempt < self.max_retries:
+                if attempt < attempts - 1:
                     self._sleep(self._delay(attempt))
                     continue
                 where = f"{context}: " if context else ""
-                raise GcpError(
-                    f"{where}{method} {url} failed after {attempt + 1} attempts: {type(exc).__name__}: {exc}"
+                raise GcpConnectionError(
+                    f"{where}{method} {url} failed after {attempt + 1} attempt{'s' if attempt else ''}: "
+                    f"{type(exc).__name__}: {exc}"
                 ) from exc
             except google.auth.exceptions.RefreshError as exc:
                 raise GcpError(f"could not refresh credentials (auth_kind={self.params.get('auth_kind')}): {exc}") from exc
             self.calls.append((method, url, response.status_code))
             if response.status_code in expected or response.status_code in allow:
                 return response
-            if response.status_code in RETRYABLE_STATUS and attempt < self.max_retries:
+            if response.status_code in RETRYABLE_STATUS and attempt < attempts - 1:
                 self._sleep(self._delay(attempt, response))
                 continue
             reason, message = parse_google_error(response)
-            raise GcpApiError(method, url, response.status_code, reason, message, context)
+            # A hostile or broken server may echo the request's Authorization header in its body.
+            raise GcpApiError(method, url, response.status_code, scrub(reason, self._secrets()),
+                              scrub(message, self._secrets()), context)
         raise GcpError(f"{method} {url}: retries exhausted ({last_error})")  # pragma: no cover
 
     def json(self, method, url, **kwargs):

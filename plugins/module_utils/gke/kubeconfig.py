@@ -17,6 +17,7 @@ except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
     HAS_YAML = False
 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError
+from ansible_collections.rapids.triton_fil.plugins.module_utils.redact import REDACTED
 
 EXTENSION = "rapids.triton_fil"
 # GKE names a Google identity by its e-mail only when the token carries this scope; a token with
@@ -31,7 +32,10 @@ AUTH_PLUGIN = {
     "provideClusterInfo": True,
     "interactiveMode": "IfAvailable",
 }
-REDACTED = "<token redacted>"
+# Credential fields of a kubeconfig user (client-go's clientcmd api.AuthInfo): redacted wherever a
+# kubeconfig is shown. auth-provider.config holds access-token/refresh-token/id-token/client-secret;
+# exec.env often carries credentials too; every value of both is redacted.
+SECRET_USER_FIELDS = ("token", "password", "client-key-data")
 
 
 def empty_config():
@@ -77,13 +81,32 @@ def token_expiry(user_entry):
     return None
 
 
+def redact_user(user):
+    """A kubeconfig `user` mapping with every credential replaced by REDACTED (the structure kept)."""
+    if not isinstance(user, dict):
+        return user
+    clean = copy.deepcopy(user)
+    for key in SECRET_USER_FIELDS:
+        if key in clean:
+            clean[key] = REDACTED
+    provider = clean.get("auth-provider")
+    if isinstance(provider, dict) and isinstance(provider.get("config"), dict):
+        provider["config"] = {key: REDACTED for key in provider["config"]}
+    exec_spec = clean.get("exec")
+    if isinstance(exec_spec, dict) and isinstance(exec_spec.get("env"), list):
+        exec_spec["env"] = [dict(e, value=REDACTED) if isinstance(e, dict) and "value" in e else e
+                            for e in exec_spec["env"]]
+    return clean
+
+
 def redact(config):
+    """The whole document with every user's credentials redacted."""
     if config is None:
         return None
     clean = copy.deepcopy(config)
     for user in clean.get("users", []) or []:
-        if isinstance(user.get("user"), dict) and "token" in user["user"]:
-            user["user"]["token"] = REDACTED
+        if isinstance(user, dict) and "user" in user:
+            user["user"] = redact_user(user["user"])
     return clean
 
 
@@ -121,6 +144,30 @@ def exec_plugin_entry(params, environ=None):
     if env:
         entry["env"] = env
     return entry
+
+
+def managed_view(config, context):
+    """Only what the module manages: the cluster, context and user named `context`, and current-context; redacted.
+
+    Other users' entries (and their credentials) never appear in a diff, redacted or not.
+    """
+    if config is None:
+        return None
+    view = {}
+    for key in ("clusters", "contexts", "users"):
+        entry = _named(config.get(key), context)
+        if entry is not None:
+            view[key] = [entry]
+    view["current-context"] = config.get("current-context", "")
+    return redact(view)
+
+
+def kubeconfig_diff(existing, new, context, path):
+    """The Ansible diff of the managed entries, credentials redacted."""
+    def dump(config):
+        return yaml.safe_dump(managed_view(config, context), sort_keys=False) if config is not None else ""
+
+    return {"before": dump(existing), "after": dump(new), "before_header": path, "after_header": path}
 
 
 def build(existing, *, context, server, ca_data, auth, set_current, token_source=None, min_lifetime=900, now=None,
@@ -170,7 +217,7 @@ def write(path, config, mode=0o600):
         raise
 
 
-def run_kubeconfig(client, params, check_mode):
+def run_kubeconfig(client, params, check_mode, diff=False):
     session = client.session
     if not HAS_YAML:
         raise GcpError("PyYAML is required on the host that runs gke_kubeconfig (pip install pyyaml)")
@@ -210,7 +257,7 @@ def run_kubeconfig(client, params, check_mode):
     changed = new != existing or not mode_ok
     if changed and not check_mode:
         write(path, new)
-    return {"changed": changed, "path": path, "context": context, "server": server, "auth": params["auth"],
-            "diff": {"before": yaml.safe_dump(redact(existing), sort_keys=False) if existing is not None else "",
-                     "after": yaml.safe_dump(redact(new), sort_keys=False),
-                     "before_header": path, "after_header": path}}
+    result = {"changed": changed, "path": path, "context": context, "server": server, "auth": params["auth"]}
+    if diff:  # only with --diff: a registered result must not carry the file's content
+        result["diff"] = kubeconfig_diff(existing, new, context, path)
+    return result

@@ -18,7 +18,6 @@ after HTTPS failed; credentials are never put in a message.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import random
@@ -27,6 +26,7 @@ import time
 from urllib.parse import urljoin, urlsplit
 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError, GcpSession
+from ansible_collections.rapids.triton_fil.plugins.module_utils.redact import basic_credential, scrub
 from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.auth import (
     pick_challenge, pull_scope, push_scope,
 )
@@ -197,6 +197,7 @@ class RegistryClient:
         self._tokens = {}
         self._lock = threading.Lock()
         self._token_lock = threading.Lock()
+        self._secrets = set()  # every password, Basic credential and token sent: never in a message
         self.calls = []  # (method, path, status) of every attempt, for results and tests
 
     # --- transport -------------------------------------------------------------------------
@@ -212,6 +213,17 @@ class RegistryClient:
 
     def _where(self):
         return f"{self.role} registry {self.registry}"
+
+    def _sent(self, pair=None, token=None):
+        """Remember credentials put on the wire, to scrub them from whatever a server answers."""
+        if pair:
+            self._secrets.update((pair[1], basic_credential(*pair)))
+        if token:
+            self._secrets.add(token)
+
+    def _error_text(self, response):
+        """The server's error text, with any credential it echoes (a hostile or broken registry) redacted."""
+        return scrub(_registry_error_text(response), self._secrets)
 
     def ping(self):
         """GET /v2/ to choose https (or http where allowed) and learn the auth scheme."""
@@ -280,10 +292,11 @@ class RegistryClient:
         pair = self.credentials.pair()
         if pair:
             params.append(("account", pair[0]))
+            self._sent(pair=pair)
         response = self._send("GET", realm, params=params, auth=pair, retry=True, authorize=False,
                               expected=(200,), allow=(400, 401, 403), context="token")
         if response.status_code != 200:
-            detail = _registry_error_text(response)
+            detail = self._error_text(response)
             if pair:
                 raise RegistryAuthError(
                     f"{self._where()}: its token service {realm} refused the credentials of user {pair[0]!r} "
@@ -298,6 +311,7 @@ class RegistryClient:
         token = body.get("token") or body.get("access_token")
         if not token:
             raise RegistryError(f"{self._where()}: the token service {realm} answered without a token")
+        self._sent(token=token)
         return token
 
     def _authorization(self, scopes, force=False):
@@ -305,8 +319,8 @@ class RegistryClient:
             pair = self.credentials.pair()
             if not pair:
                 return None
-            raw = f"{pair[0]}:{pair[1]}".encode("utf-8")
-            return "Basic " + base64.b64encode(raw).decode("ascii")
+            self._sent(pair=pair)
+            return "Basic " + basic_credential(*pair)
         if self.scheme == "bearer":
             return "Bearer " + self._token(scopes, force=force)
         return None
@@ -354,7 +368,7 @@ class RegistryClient:
                 self._sleep(self._delay(attempt, response))
                 attempt += 1
                 continue
-            detail = _registry_error_text(response)
+            detail = self._error_text(response)
             what = context or f"{method} {urlsplit(url).path}"
             if status == 401:
                 who = f"user {self.credentials.username!r}" if self.credentials.present else "anonymous access"

@@ -8,8 +8,10 @@ field Triton would reject is rejected here, with the file, line and field named.
 the FIL backend get the backend's own rules on top, for the release the deployment serves
 (releases.py: the FIL parameter set of that release, the model formats its Treelite loads):
 parameter names and values (removed and renamed ones named with their replacement), the model file
-that ``model_type`` needs in every version folder, ``input__0``/``output__0`` and, where the model
-file is readable, the feature count and number of classes. ``migrate_repository`` rewrites the
+that ``model_type`` needs in every version folder (readable, non-empty, parsing as its model_type:
+model_files.inspect_model_file), ``input__0``/``output__0`` and, where the model file gives them, the
+feature count and number of classes. A configuration must be UTF-8 and at most MAX_CONFIG_BYTES;
+unknown FIL parameters fold into one warning per configuration. ``migrate_repository`` rewrites the
 parameters to the release's names, editing the text so that comments stay.
 """
 
@@ -20,7 +22,7 @@ import re
 import tempfile
 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import pbtxt_edit, releases
-from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.model_files import read_model_facts
+from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.model_files import inspect_model_file
 
 try:
     from google.protobuf import text_format
@@ -41,6 +43,10 @@ FIL_MODEL_FILES = {
     "treelite_checkpoint": "checkpoint.tl",
 }
 IGNORED_ENTRIES = ("__pycache__",)
+# Triton configurations are a few kB; protobuf's text parser needs about a second per MiB and the
+# report grows with every key, so a larger file is refused before it is parsed.
+MAX_CONFIG_BYTES = 1024 * 1024
+UNKNOWN_KEYS_SHOWN = 10
 
 
 class ModelRepositoryError(Exception):
@@ -66,18 +72,30 @@ def parse_config_text(text, source="config.pbtxt"):
     return message
 
 
+def read_config_text(path):
+    """(text, None) or (None, problem): the file must be readable UTF-8 of at most MAX_CONFIG_BYTES."""
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_CONFIG_BYTES:
+            return None, (f"{size} bytes, over the {MAX_CONFIG_BYTES // 1024} KiB a model configuration may have here "
+                          "(Triton configurations are a few kB) — remove what does not belong in it")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or exc}) — fix its permissions"
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return None, (f"is not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r}) — save it as UTF-8; "
+                      "Triton reads protobuf text format")
+
+
 def _tensor(tensor):
     return {
         "name": tensor.name,
         "data_type": model_config_pb2.DataType.Name(tensor.data_type),
         "dims": [int(d) for d in tensor.dims],
     }
-
-
-def read_forest_facts(path, model_type):
-    """(num_features, num_classes) from the model file where the format is readable here; else Nones."""
-    facts = read_model_facts(path, model_type)
-    return facts.get("num_features"), facts.get("num_classes")
 
 
 def _check_value(where, key, spec, value, problems):
@@ -110,6 +128,7 @@ def _parameter_findings(where, params, release, problems, warnings):
     pset = releases.parameter_set(release)
     spec = pset["parameters"]
     tag = release["tag"]
+    unknown = []
     for key in sorted(params):
         if key in spec:
             _check_value(where, key, spec[key], params[key], problems)
@@ -126,8 +145,16 @@ def _parameter_findings(where, params, release, problems, warnings):
             problems.append(f"{where}.{key}: introduced in FIL {since}; Triton {tag}'s backend does not read it — "
                             f"use {older} (or run triton_model_repository with migrate: true)")
         else:
-            warnings.append(f"{where}.{key}: not a FIL parameter in Triton {tag} (known: {', '.join(sorted(spec))}); "
-                            "the backend ignores it — check the spelling")
+            unknown.append(key)
+    known = ", ".join(sorted(spec))
+    if len(unknown) == 1:
+        warnings.append(f"{where}.{unknown[0]}: not a FIL parameter in Triton {tag} (known: {known}); "
+                        "the backend ignores it — check the spelling")
+    elif unknown:  # one line per configuration, however many keys
+        shown = ", ".join(unknown[:UNKNOWN_KEYS_SHOWN])
+        more = f" and {len(unknown) - UNKNOWN_KEYS_SHOWN} more" if len(unknown) > UNKNOWN_KEYS_SHOWN else ""
+        warnings.append(f"{where}.{unknown[0]}: {len(unknown)} keys the FIL backend does not know and ignores, none "
+                        f"a FIL parameter in Triton {tag} ({shown}{more}); known: {known} — check the spelling")
     for key, why in pset["deprecated"].items():
         if key in params:
             warnings.append(f"{where}.{key}: {why}")
@@ -189,8 +216,11 @@ def _fil_rules(name, config_file, config, version_dirs, problems, warnings, rele
             problems.append(f"{name}/{os.path.basename(version)}/{filename}: missing; model_type "
                             f"{model_type!r} reads {filename} from every version folder")
             continue
-        this = read_model_facts(path, model_type)
         label = f"{name}/{os.path.basename(version)}/{filename}"
+        problem, this = inspect_model_file(path, model_type)
+        if problem:
+            problems.append(f"{label}: {problem}")
+            continue
         file_problems, file_advisories = releases.model_file_findings(release, model_type, this)
         problems.extend(f"{label}: {p}" for p in file_problems)
         warnings.extend(f"{label}: {a}" for a in file_advisories)
@@ -324,21 +354,29 @@ def replace_text_file(path, text):
         raise
 
 
+def _config_files(model_dir, name):
+    """([(label, path)] for config.pbtxt and every configs/*.pbtxt, problems listing configs/)."""
+    variants = [("config.pbtxt", os.path.join(model_dir, "config.pbtxt"))]
+    configs_dir = os.path.join(model_dir, "configs")
+    if not os.path.isdir(configs_dir):
+        return variants, []
+    try:
+        listed = os.listdir(configs_dir)
+    except OSError as exc:
+        return variants, [f"{name}/configs/: cannot be read ({exc.strerror}) — fix its permissions"]
+    return variants + sorted((f"configs/{e}", os.path.join(configs_dir, e)) for e in listed if e.endswith(".pbtxt")), []
+
+
 def migrate_repository(path, release, models=None):
     """[{'file', 'before', 'after', 'notes'}] for every configuration the release needs rewritten."""
     changes = []
     for name in _model_entries(path, models):
-        model_dir = os.path.join(path, name)
-        files = ["config.pbtxt"]
-        configs_dir = os.path.join(model_dir, "configs")
-        if os.path.isdir(configs_dir):
-            files += sorted(f"configs/{e}" for e in os.listdir(configs_dir) if e.endswith(".pbtxt"))
-        for label in files:
-            full = os.path.join(model_dir, label)
+        for label, full in _config_files(os.path.join(path, name), name)[0]:
             if not os.path.isfile(full):
                 continue
-            with open(full, encoding="utf-8") as handle:
-                before = handle.read()
+            before, problem = read_config_text(full)
+            if problem:
+                continue  # validation reports it
             try:
                 after, notes = migrate_text(before, release, f"{name}/{label}")
             except ValueError:
@@ -358,20 +396,23 @@ def validate_model(root, name, release=None):
     if not os.path.isfile(config_path):
         return None, [f"{name}/config.pbtxt: missing; every model folder needs one (the FIL backend "
                       "cannot auto-complete its configuration)"], warnings
-    version_dirs = sorted((os.path.join(model_dir, e) for e in os.listdir(model_dir)
+    try:
+        entries = os.listdir(model_dir)
+    except OSError as exc:
+        return None, [f"{name}/: the model folder cannot be read ({exc.strerror}) — fix its permissions"], warnings
+    version_dirs = sorted((os.path.join(model_dir, e) for e in entries
                            if e.isdigit() and os.path.isdir(os.path.join(model_dir, e))), key=lambda p: int(os.path.basename(p)))
     if not version_dirs:
         problems.append(f"{name}/: no version folder; put the model file in a numbered folder such as {name}/1/")
-    variants = [("config.pbtxt", config_path)]
-    configs_dir = os.path.join(model_dir, "configs")
-    if os.path.isdir(configs_dir):
-        variants += sorted((f"configs/{e}", os.path.join(configs_dir, e)) for e in os.listdir(configs_dir)
-                           if e.endswith(".pbtxt"))
+    variants, listing_problems = _config_files(model_dir, name)
+    problems += listing_problems
     model = None
     for label, path in variants:
         config_file = f"{name}/{label}"
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        text, problem = read_config_text(path)
+        if problem:
+            problems.append(f"{config_file}: {problem}")
+            continue
         try:
             config = parse_config_text(text, config_file)
         except ValueError as exc:
@@ -413,7 +454,11 @@ def _model_entries(path, models=None):
     if not os.path.isdir(path):
         raise ModelRepositoryError(f"path: {path} is not a folder; point it at the model repository "
                                    "(one sub-folder per model)")
-    entries = sorted(e for e in os.listdir(path)
+    try:
+        listed = os.listdir(path)
+    except OSError as exc:
+        raise ModelRepositoryError(f"path: {path} cannot be read ({exc.strerror}) — fix its permissions") from exc
+    entries = sorted(e for e in listed
                      if os.path.isdir(os.path.join(path, e)) and not e.startswith(".") and e not in IGNORED_ENTRIES)
     if models:
         missing = sorted(set(models) - set(entries))

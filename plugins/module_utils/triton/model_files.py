@@ -10,14 +10,24 @@ int32 major, minor, patch; uint8 threshold and leaf types; uint64 num_tree; int3
 uint8 task_type; uint8 average_tree_output; int32 num_target; then num_class as a uint64 length
 and int32 values. Legacy XGBoost binaries are not read (no features or version): the validator
 says so instead of guessing.
+
+``inspect_model_file`` is what the validator calls: the file must be readable, non-empty, not only NUL
+bytes, and parse as its model_type (XGBoost JSON and UBJSON are decoded whole; the legacy binary
+format, LightGBM text and treelite checkpoints get the header checks of the treelite loaders the FIL
+backend uses), and it returns the facts above. Which releases load a file that parses is
+releases.model_file_findings' answer, from the facts.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import struct
 
 TREELITE_TASKS = {0: "binary", 1: "regressor", 2: "multiclass", 3: "ranking", 4: "isolation_forest"}
+# The head read for the NUL scan and the header checks.
+HEAD_BYTES = 1024 * 1024
+_CHECKPOINT_HEADER = "<iiiBBQiBBi"
 
 
 class UbjsonError(ValueError):
@@ -66,6 +76,8 @@ def _ubj_container(data, pos, end):
         item_type, pos = chr(data[pos + 1]), pos + 2
     if chr(data[pos]) == "#":
         count, pos = _ubj_int(data, pos + 1)
+        if count < 0 or count > len(data):  # a hostile count must not loop past the data (typed nulls take 0 bytes)
+            raise UbjsonError(f"container count {count} beyond the {len(data)} bytes of the document")
     out = {} if is_object else []
     index = 0
     while True:
@@ -94,6 +106,8 @@ def read_ubjson(data):
         value = _ubj_value(data, 1, chr(data[0]))[0]
     except (IndexError, struct.error) as exc:
         raise UbjsonError(f"truncated UBJSON: {exc}") from None
+    except RecursionError:
+        raise UbjsonError("containers nested deeper than Python's recursion limit") from None
     return value
 
 
@@ -115,34 +129,99 @@ def _xgboost_facts(doc):
 
 def read_model_facts(path, model_type):
     """{num_features, num_classes, task, ...} for the file; {} where the format is not read here or the file is bad."""
+    return inspect_model_file(path, model_type)[1]
+
+
+def inspect_model_file(path, model_type):
+    """(problem or None, facts) for the model file of model_type; facts is {} when there is a problem."""
     try:
-        if model_type == "xgboost_json":
-            with open(path, encoding="utf-8") as handle:
-                return _xgboost_facts(json.load(handle))
-        if model_type == "xgboost_ubj":
-            with open(path, "rb") as handle:
-                return _xgboost_facts(read_ubjson(handle.read()))
-        if model_type == "lightgbm":
-            return _lightgbm_facts(path)
-        if model_type == "treelite_checkpoint":
-            return _checkpoint_facts(path)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
-        return {}
-    return {}
+        size = os.path.getsize(path)
+        with open(path, "rb") as handle:
+            head = handle.read(HEAD_BYTES)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc}) — fix its permissions", {}
+    if size == 0:
+        return "is empty (0 bytes) — write the model file again", {}
+    if not head.strip(b"\0"):
+        return "holds only NUL bytes (a zeroed or truncated copy) — write the model file again", {}
+    reader = {"xgboost_json": _inspect_xgboost_json, "xgboost_ubj": _inspect_xgboost_ubj,
+              "xgboost": _inspect_xgboost_legacy, "lightgbm": _inspect_lightgbm,
+              "treelite_checkpoint": _inspect_checkpoint}.get(model_type)
+    if reader is None:
+        return None, {}
+    problem, facts = reader(path, head)
+    return problem, ({} if problem else facts)
 
 
-def _lightgbm_facts(path):
+def _inspect_xgboost_json(path, _head):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return None, _xgboost_facts(json.load(handle))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        return (f"is not an XGBoost JSON model ({type(exc).__name__}: {str(exc)[:120]}) — save it with "
+                "Booster.save_model('xgboost.json'), or set model_type to the file's format"), {}
+
+
+def _inspect_xgboost_ubj(path, head):
+    if head[:2] == b'{"':
+        return "is XGBoost JSON, not UBJSON — set model_type \"xgboost_json\"", {}
+    try:
+        with open(path, "rb") as handle:
+            return None, _xgboost_facts(read_ubjson(handle.read()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return (f"is not an XGBoost UBJSON model ({type(exc).__name__}: {str(exc)[:120]}) — save it with "
+                "Booster.save_model('xgboost.ubj')"), {}
+
+
+def _inspect_xgboost_legacy(_path, head):
+    """The header checks of treelite's legacy binary loader (src/model_loader/xgboost_legacy.cc, ParseStream)."""
+    if head[:1] == b"{":
+        kind = "JSON" if head[:2] == b'{"' else "UBJSON"
+        fix = "xgboost_json" if kind == "JSON" else "xgboost_ubj"
+        return (f"is XGBoost {kind}, not the legacy binary format model_type xgboost reads (XGBoost 2 and later "
+                f"write UBJSON unless the name ends in .json) — set model_type \"{fix}\" (and "
+                "default_model_filename to this file's name)"), {}
+    if head[:4] == b"bs64":
+        return "is base64-encoded, which the FIL backend no longer reads — save the model again", {}
+    pos = 4 if head[:4] == b"binf" else 0
+    pos += 136  # LearnerModelParam
+    names = []
+    for _name in ("objective", "booster"):
+        if len(head) < pos + 8:
+            return "is too short for an XGBoost binary model (corrupted header)", {}
+        length = struct.unpack("<Q", head[pos:pos + 8])[0]
+        pos += 8
+        if length > 256 or len(head) < pos + length:
+            return "is not an XGBoost binary model (corrupted header)", {}
+        names.append(head[pos:pos + length])
+        pos += length
+    if names[1] not in (b"gbtree", b"dart"):
+        return f"is not an XGBoost tree model (booster {names[1][:20]!r}; the FIL backend needs gbtree or dart)", {}
+    return None, {}
+
+
+def _inspect_lightgbm(path, _head):
+    """LightGBM text: treelite's loader (src/model_loader/lightgbm.cc) needs max_feature_idx and num_class."""
     features = classes = objective = None
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            if line.startswith("max_feature_idx="):
-                features = int(line.split("=", 1)[1]) + 1
-            elif line.startswith("num_class="):
-                classes = int(line.split("=", 1)[1])
-            elif line.startswith("objective="):
-                objective = line.split("=", 1)[1].strip()
-            elif line.startswith("Tree="):
-                break
+    trees = 0
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("max_feature_idx="):
+                    features = int(line.split("=", 1)[1]) + 1
+                elif line.startswith("num_class="):
+                    classes = int(line.split("=", 1)[1])
+                elif line.startswith("objective="):
+                    objective = line.split("=", 1)[1].strip()
+                elif line.startswith("Tree="):
+                    trees += 1
+                    break
+    except (OSError, ValueError) as exc:
+        return f"is not a LightGBM model ({exc}) — save it with Booster.save_model('model.txt')", {}
+    missing = [key for key, value in (("max_feature_idx", features), ("num_class", classes)) if value is None]
+    if missing or not trees:
+        what = f"has no {' or '.join(missing)}" if missing else "holds no trees (no Tree= section)"
+        return f"is not a LightGBM model: it {what} — save it with Booster.save_model('model.txt')", {}
     name = (objective or "").split(" ", 1)[0]
     if name in ("binary", "cross_entropy", "xentropy"):
         task = "binary"
@@ -150,24 +229,35 @@ def _lightgbm_facts(path):
         task = "multiclass"
     else:
         task = "regressor"
-    if features is None:
-        return {}
-    return {"num_features": features, "num_classes": max(classes or 1, 2) if task != "regressor" else 1,
-            "task": task, "objective": objective}
+    return None, {"num_features": features, "num_classes": max(classes or 1, 2) if task != "regressor" else 1,
+                  "task": task, "objective": objective}
 
 
-def _checkpoint_facts(path):
-    with open(path, "rb") as handle:
-        head = handle.read(4096)
-    header = struct.unpack_from("<iiiBBQiBBi", head, 0)
-    major, minor, patch, num_feature, task_type = header[0], header[1], header[2], header[6], header[7]
-    offset = struct.calcsize("<iiiBBQiBBi")
-    (count,) = struct.unpack_from("<Q", head, offset)
-    num_class = struct.unpack_from(f"<{count}i", head, offset + 8) if 0 < count < 64 else (1,)
+def _inspect_checkpoint(_path, head):
+    """Treelite's deserializer reads three int32 versions first (src/serializer.cc); the rest is the v4 header.
+
+    Which versions a release loads is releases.model_file_findings' call; the v4 fields are read only from a
+    4.x checkpoint (3.9 checkpoints have the v3 layout, which treelite 4 converts on load).
+    """
+    if len(head) < 12:
+        return "is too short for a treelite checkpoint", {}
+    major, minor, patch = struct.unpack_from("<iii", head, 0)
+    facts = {"treelite_version": (major, minor, patch)}
+    if major != 4:
+        return None, facts
+    try:
+        header = struct.unpack_from(_CHECKPOINT_HEADER, head, 0)
+        offset = struct.calcsize(_CHECKPOINT_HEADER)
+        (count,) = struct.unpack_from("<Q", head, offset)
+        num_class = struct.unpack_from(f"<{count}i", head, offset + 8) if 0 < count < 64 else (1,)
+    except struct.error:
+        return "is too short for a treelite 4 checkpoint (truncated header)", {}
+    num_feature, task_type = header[6], header[7]
     task = TREELITE_TASKS.get(task_type, "regressor")
     raw_classes = int(num_class[0])
     classes = 2 if task == "binary" else raw_classes
-    return {"num_features": int(num_feature), "num_classes": classes if task in ("binary", "multiclass") else 1,
-            "task": "multiclass" if task == "multiclass" and classes > 2 else ("binary" if task in ("binary", "multiclass")
-                                                                               else "regressor"),
-            "treelite_version": (major, minor, patch), "treelite_num_class": raw_classes}
+    facts.update({"num_features": int(num_feature), "num_classes": classes if task in ("binary", "multiclass") else 1,
+                  "task": "multiclass" if task == "multiclass" and classes > 2 else ("binary" if task in ("binary", "multiclass")
+                                                                                     else "regressor"),
+                  "treelite_num_class": raw_classes})
+    return None, facts

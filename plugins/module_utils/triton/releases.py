@@ -280,11 +280,15 @@ def model_file_findings(facts, model_type, file_facts):
     elif model_type == "treelite_checkpoint":
         written = file_facts.get("treelite_version")
         reader = _version_tuple(treelite)
-        if written:
+        # src/serializer.cc (Deserializer): "Cannot load model from a different major Treelite version or a
+        # version before 3.9.0"; Treelite 4 reads 3.9 checkpoints through its v3 path.
+        v3_compatible = reader[0] == 4 and tuple(written[:2]) == (3, 9) if written else False
+        if written and not v3_compatible:
             if written[0] != reader[0]:
-                problems.append(f"checkpoint written by Treelite {'.'.join(map(str, written))}; Triton {tag} reads "
-                                f"checkpoints of Treelite {reader[0]}.x only (Treelite {treelite}); re-export it with "
-                                f"Treelite {reader[0]}.x")
+                problems.append(f"is not a treelite {reader[0]} checkpoint (header says version "
+                                f"{'.'.join(map(str, written))}); Triton {tag} reads checkpoints of Treelite "
+                                f"{reader[0]}.x only (Treelite {treelite}{', and 3.9' if reader[0] == 4 else ''}) — "
+                                f"serialize the model again with Treelite {reader[0]}.x")
             elif tuple(written[:2]) > tuple(reader[:2]):
                 advisories.append(f"checkpoint written by Treelite {'.'.join(map(str, written))}, newer than Triton "
                                   f"{tag}'s {treelite}: it loads, with Treelite's warning that some functionality "

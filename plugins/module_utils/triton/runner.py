@@ -16,8 +16,8 @@ class VerifyFailed(Exception):
 
 
 def run_verify(params):
-    protocol, url, model, version = params["protocol"], params["url"], params["model"], params["model_version"]
-    result = {"server": {"url": url, "protocol": protocol}}
+    url = params["url"]
+    result = {"server": {"url": url, "protocol": params["protocol"]}}
     load = params.get("load")
     if load and load["concurrency"] < 1:
         raise VerifyFailed(f"load.concurrency ({load['concurrency']}) must be at least 1", result)
@@ -29,17 +29,30 @@ def run_verify(params):
             reference = tv.load_reference(params["reference_file"])
         except tv.VerifyError as exc:
             raise VerifyFailed(str(exc), result) from exc
-    client = tv.make_client(protocol, url)
+    timeout = params["timeout"]
+    if timeout <= 0:
+        raise VerifyFailed(f"timeout ({timeout}) must be a positive number of seconds", result)
     try:
+        _verify(params, reference, load, result)
+    except VerifyFailed:
+        raise
+    except tv.VerifyError as exc:
+        raise VerifyFailed(f"{url}: {exc}" if url not in str(exc) else str(exc), result) from exc
+    except Exception as exc:  # pylint: disable=broad-except  # the last net: a message, never a traceback
+        raise VerifyFailed(f"{url}: unexpected {type(exc).__name__} from the client library: {exc} — check url, "
+                           "protocol and the server log", result) from exc
+    return result
+
+
+def _verify(params, reference, load, result):
+    protocol, url, model, version = params["protocol"], params["url"], params["model"], params["model_version"]
+    timeout = params["timeout"]
+    server = tv.TritonServer(protocol, url, timeout)
+    try:
+        result["server"]["waited_s"] = tv.wait_ready(server, model, version, timeout)
+        result["server"]["version"] = server.server_metadata().get("version")
         try:
-            result["server"]["waited_s"] = tv.wait_ready(client, model, version, params["timeout"])
-            server_meta = client.get_server_metadata()
-            if not isinstance(server_meta, dict):
-                server_meta = {"version": server_meta.version}
-            result["server"]["version"] = server_meta.get("version")
-            metadata = tv.normalize_metadata(client.get_model_metadata(model, version))
-        except tv.VerifyError as exc:
-            raise VerifyFailed(f"{url}: {exc}", result) from exc
+            metadata = tv.normalize_metadata(server.call("get_model_metadata", model, version))
         except tv.InferenceServerException as exc:
             raise VerifyFailed(f"{url}: model {model!r}: {exc}", result) from exc
         result["metadata"] = {kind: {name: {"datatype": d, "shape": s} for name, (d, s) in metadata[kind].items()}
@@ -54,9 +67,12 @@ def run_verify(params):
             rtol = params["rtol"] if params.get("rtol") is not None else float(reference.get("rtol", 1e-4))
             inputs, expected = tv.to_arrays(reference["inputs"]), tv.to_arrays(reference["outputs"])
             try:
-                actual = tv.infer(client, protocol, model, version, inputs, list(expected))
+                actual = tv.infer(server, protocol, model, version, inputs, list(expected))
             except tv.InferenceServerException as exc:
                 raise VerifyFailed(f"inference on model {model!r} failed: {exc}", result) from exc
+            except tv.VerifyError as exc:
+                raise VerifyFailed(f"inference on model {model!r}: {exc} — the model hangs or is overloaded; raise "
+                                   "timeout or read the server log", result) from exc
             report, problems = tv.compare_outputs(actual, expected, atol, rtol)
             result["inference"] = {"rows": int(next(iter(inputs.values())).shape[0]), "atol": atol, "rtol": rtol,
                                    "outputs": report, "matched": not problems}
@@ -64,24 +80,21 @@ def run_verify(params):
                 raise VerifyFailed(f"model {model!r} answered differently from the reference: " + "; ".join(problems),
                                    result)
             if load:
-                result["load"] = tv.load_phase(lambda: tv.make_client(protocol, url), protocol, model, version,
-                                               inputs, list(expected), load["concurrency"], load["duration"])
+                result["load"] = tv.load_phase(lambda: tv.make_client(protocol, url, timeout), protocol, model, version,
+                                               inputs, list(expected), load["concurrency"], load["duration"],
+                                               timeout=timeout)
                 if result["load"]["errors"]:
                     raise VerifyFailed(f"load phase: {result['load']['errors']} requests failed, first: "
                                        f"{result['load']['first_error']}", result)
         elif load:
             raise VerifyFailed("load needs reference_file (the request it sends)", result)
     finally:
-        try:
-            client.close()
-        except Exception:  # pylint: disable=broad-except
-            pass
+        server.close()
     if params.get("metrics_url"):
         try:
-            result["metrics"] = tv.scrape_metrics(params["metrics_url"], model)
+            result["metrics"] = tv.scrape_metrics(params["metrics_url"], model, timeout=timeout)
         except tv.VerifyError as exc:
             raise VerifyFailed(str(exc), result) from exc
-    return result
 
 
 def run_verify_via_tunnel(params):

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import re
@@ -42,27 +43,119 @@ def strip_scheme(url):
     return re.sub(r"^[a-z]+://", "", url or "").rstrip("/")
 
 
+class NotTritonError(VerifyError):
+    """The endpoint answers, but not as a Triton server does: waiting longer will not help."""
+
+
 def make_client(protocol, url, timeout=30.0):
+    """A tritonclient client whose every call is bounded by timeout seconds.
+
+    HTTP: the geventhttpclient connection and network timeouts. gRPC has no client-wide timeout;
+    TritonServer passes client_timeout on every call instead.
+    """
     if protocol == "grpc":
         return triton_grpc.InferenceServerClient(url=strip_scheme(url))
     return triton_http.InferenceServerClient(url=strip_scheme(url), connection_timeout=timeout,
                                              network_timeout=timeout)
 
 
-def wait_ready(client, model, version, deadline_s, sleep=time.sleep, clock=time.monotonic):
-    """Wait for live → ready → model ready; return seconds waited. Raises VerifyError at the deadline."""
-    start = clock()
-    stage, last_error = "live", None
-    while True:
+class TritonServer:
+    """One Triton endpoint; every call ends within its timeout and fails as a VerifyError naming the URL.
+
+    A 200 answer that is not Triton's JSON (an HTML page, a proxy's login form) or an HTTP/1 server on
+    a gRPC URL raises NotTritonError at once; timeouts and refused connections raise VerifyError.
+    """
+
+    def __init__(self, protocol, url, timeout):
+        self.protocol, self.url, self.timeout = protocol, url, float(timeout)
+        self.client = make_client(protocol, url, self.timeout)
+
+    def close(self):
         try:
-            if stage == "live" and client.is_server_live():
+            self.client.close()
+        except Exception:  # pylint: disable=broad-except  # closing must never mask the real outcome
+            pass
+
+    def not_triton(self, detail):
+        port = "the gRPC port (8001)" if self.protocol == "grpc" else "the HTTP port (8000)"
+        return NotTritonError(f"not a Triton server at {self.url}: {detail} — check url (scheme, host and {port}) "
+                              "and protocol")
+
+    def call(self, name, *args, timeout=None, **kwargs):
+        """client.<name>(*args) within timeout seconds (default: the server's)."""
+        timeout = self.timeout if timeout is None else max(0.1, min(float(timeout), self.timeout))
+        client, own = self.client, False
+        if self.protocol == "grpc":
+            kwargs["client_timeout"] = timeout
+        elif timeout < self.timeout:  # a shorter deadline: a client of its own for this call
+            client, own = make_client(self.protocol, self.url, timeout), True
+        try:
+            return getattr(client, name)(*args, **kwargs)
+        except InferenceServerException as exc:
+            text = str(exc)
+            if "Failed parsing HTTP/2" in text or "http1.x" in text.lower():
+                raise self.not_triton("it answers HTTP/1, not gRPC") from exc
+            if "DEADLINE_EXCEEDED" in text:
+                raise VerifyError(f"{self.url} did not answer {name} within {timeout:g}s (the timeout)") from exc
+            raise
+        except ValueError as exc:  # a 200 answer whose body is not JSON
+            raise self.not_triton(f"{name} was answered with something that is not Triton's JSON ({exc})") from exc
+        except (OSError, ConnectionError) as exc:  # TimeoutError, refused, reset
+            if isinstance(exc, TimeoutError) or "timed out" in str(exc):
+                raise VerifyError(f"{self.url} did not answer {name} within {timeout:g}s (the timeout)") from exc
+            raise VerifyError(f"{self.url} cannot be reached: {exc} — is the server running and the URL right?") \
+                from exc
+        finally:
+            if own:
+                try:
+                    client.close()
+                except Exception:  # pylint: disable=broad-except
+                    pass
+
+    def server_metadata(self, timeout=None):
+        meta = self.call("get_server_metadata", timeout=timeout)
+        if not isinstance(meta, dict):
+            from google.protobuf.json_format import MessageToDict
+            meta = MessageToDict(meta, preserving_proto_field_name=True)
+        if not isinstance(meta, dict) or not meta.get("version"):
+            raise self.not_triton(f"its server metadata has no version ({str(meta)[:120]!r})")
+        return meta
+
+    def repository_index(self, timeout=None):
+        """[{name, version, state, reason}] of every model in the server's repository."""
+        index = self.call("get_model_repository_index", timeout=timeout)
+        if not isinstance(index, list):
+            from google.protobuf.json_format import MessageToDict
+            index = MessageToDict(index, preserving_proto_field_name=True).get("models", [])
+        return [m for m in index if isinstance(m, dict)]
+
+
+def wait_ready(server, model, version, deadline_s, sleep=time.sleep, clock=time.monotonic):
+    """Wait for live → ready → model ready within deadline_s seconds; return seconds waited.
+
+    Every call is bounded by the time left. A model missing from the server's repository index fails at
+    once (no amount of waiting loads it); a non-Triton answer too. Raises VerifyError at the deadline.
+    """
+    start = clock()
+    stage, last_error, identified = "live", None, False
+    while True:
+        left = max(0.1, deadline_s - (clock() - start))
+        try:
+            if stage == "live" and server.call("is_server_live", timeout=left):
                 stage = "ready"
-            if stage == "ready" and client.is_server_ready():
+            if stage != "live" and not identified:
+                server.server_metadata(timeout=left)
+                identified = True
+            if stage == "ready" and server.call("is_server_ready", timeout=left):
                 stage = "model"
-            if stage == "model" and client.is_model_ready(model, version or ""):
-                return round(clock() - start, 3)
-        except (InferenceServerException, ConnectionError, OSError) as exc:
-            last_error = exc
+            if stage == "model":
+                if server.call("is_model_ready", model, version or "", timeout=left):
+                    return round(clock() - start, 3)
+                last_error = _model_state(server, model, left)
+        except NotTritonError:
+            raise
+        except _ModelMissing as exc:
+            raise VerifyError(str(exc)) from None
         except Exception as exc:  # pylint: disable=broad-except  # client libraries raise many kinds
             last_error = exc
         if clock() - start >= deadline_s:
@@ -73,7 +166,25 @@ def wait_ready(client, model, version, deadline_s, sleep=time.sleep, clock=time.
                 "model": f"model {model!r} is not ready: check its name and the server log",
             }[stage]
             raise VerifyError(f"server not {stage} after {deadline_s}s{detail} — {hint}")
-        sleep(1.0)
+        sleep(min(1.0, max(0.0, deadline_s - (clock() - start))))
+
+
+class _ModelMissing(Exception):
+    pass
+
+
+def _model_state(server, model, timeout):
+    """Why the model is not ready yet (its state and reason in the repository index); _ModelMissing if absent."""
+    index = server.repository_index(timeout=timeout)
+    # By name only: a model that is not loaded (explicit model control) is listed without a version.
+    mine = [m for m in index if m.get("name") == model]
+    if not mine:
+        names = sorted({str(m.get("name")) for m in index})
+        raise _ModelMissing(f"model {model!r} is not in the repository of {server.url} (it has: {', '.join(names) or 'nothing'}) "
+                            "— check model, or the repository the server reads")
+    states = "; ".join(f"{m.get('name')}/{m.get('version') or '-'} {m.get('state') or 'UNKNOWN'}"
+                       f"{': ' + m['reason'] if m.get('reason') else ''}" for m in mine)
+    return f"repository index: {states}"
 
 
 def normalize_metadata(meta):
@@ -149,7 +260,8 @@ def to_arrays(tensors):
     return arrays
 
 
-def infer(client, protocol, model, version, inputs, output_names):
+def infer(client, protocol, model, version, inputs, output_names, timeout=None):
+    """One inference; client is a TritonServer (every call bounded) or a bare tritonclient client."""
     module = triton_grpc if protocol == "grpc" else triton_http
     request_inputs = []
     for name, array in inputs.items():
@@ -160,7 +272,14 @@ def infer(client, protocol, model, version, inputs, output_names):
         tensor.set_data_from_numpy(array)
         request_inputs.append(tensor)
     outputs = [module.InferRequestedOutput(name) for name in output_names]
-    result = client.infer(model, request_inputs, model_version=version or "", outputs=outputs)
+    if isinstance(client, TritonServer):
+        result = client.call("infer", model, request_inputs, model_version=version or "", outputs=outputs,
+                             timeout=timeout)
+    elif protocol == "grpc" and timeout:
+        result = client.infer(model, request_inputs, model_version=version or "", outputs=outputs,
+                              client_timeout=timeout)
+    else:
+        result = client.infer(model, request_inputs, model_version=version or "", outputs=outputs)
     return {name: result.as_numpy(name) for name in output_names}
 
 
@@ -215,8 +334,12 @@ def percentile(sorted_values, pct):
 
 
 def load_phase(make, protocol, model, version, inputs, output_names, concurrency, duration_s,
-               clock=time.perf_counter):
-    """N workers, each with its own client, send the reference request until the duration ends."""
+               clock=time.perf_counter, timeout=None):
+    """N workers, each with its own client, send the reference request until the duration ends.
+
+    make() returns a client whose calls end within timeout (make_client(..., timeout)); gRPC calls get
+    timeout as their client_timeout.
+    """
     latencies, errors, lock = [], [], threading.Lock()
     stop_at = clock() + duration_s
 
@@ -227,7 +350,7 @@ def load_phase(make, protocol, model, version, inputs, output_names, concurrency
             while clock() < stop_at:
                 t0 = clock()
                 try:
-                    infer(client, protocol, model, version, inputs, output_names)
+                    infer(client, protocol, model, version, inputs, output_names, timeout=timeout)
                     mine.append(clock() - t0)
                 except Exception as exc:  # pylint: disable=broad-except
                     my_errors.append(str(exc))
@@ -245,7 +368,7 @@ def load_phase(make, protocol, model, version, inputs, output_names, concurrency
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(duration_s + 60)
+        thread.join(duration_s + (timeout or 60) + 5)
     elapsed = clock() - started
     latencies.sort()
     rows = next(iter(inputs.values())).shape[0] if inputs else 1
@@ -271,7 +394,7 @@ def scrape_metrics(url, model=None, timeout=10.0):
     try:
         with open_url(url, timeout=timeout) as response:
             text = response.read().decode("utf-8", "replace")
-    except (urllib.error.URLError, UrlsConnectionError, OSError) as exc:
+    except (urllib.error.URLError, UrlsConnectionError, OSError, http.client.HTTPException, ValueError) as exc:
         raise VerifyError(f"metrics_url {url!r} cannot be read: {exc} — check the metrics port (8002)") from exc
     metrics = {}
     for line in text.splitlines():

@@ -279,7 +279,7 @@ def test_token_never_printed(ansible, gke, tmp_path):
                    verbosity=3, callback="default", diff=True)
     assert kube.rc == 0
     assert TOKEN not in kube.stdout and TOKEN not in kube.stderr
-    assert "<token redacted>" in kube.stdout
+    assert "token: <redacted>" in kube.stdout
     assert yaml.safe_load((tmp_path / "kc").read_text())["users"][0]["user"]["token"] == TOKEN
 
 
@@ -344,3 +344,37 @@ def test_kubeconfig_token_names_its_identity_by_email(ansible, gke, google_ident
     token = yaml.safe_load((tmp_path / "kc").read_text())["users"][0]["user"]["token"]
     review = google_identity.token_review({"spec": {"token": token}})
     assert review["status"]["user"]["username"] == email
+
+
+OTHER_SECRETS = ("hunter2-basic-password", "LS0tLS1CRUdJTiBSU0EgUFJJVkFURSBLRVktLS0tLQo=", "ya29.other-users-access-token",
+                 "refresh-token-of-someone-else", "exec-env-api-key-5b1f")
+
+
+def test_kubeconfig_diff_shows_only_managed_entries_and_no_credential(ansible, gke, tmp_path):
+    """Other users' passwords, client keys, auth-provider tokens and exec env never reach the output."""
+    assert ansible(CLUSTER_PLAY, extra_vars=ev(gke)).rc == 0
+    path = tmp_path / "config"
+    password, key, access, refresh, api_key = OTHER_SECRETS
+    path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "current-context": "basic", "users": [
+        {"name": "basic", "user": {"username": "admin", "password": password}},
+        {"name": "cert", "user": {"client-certificate-data": "Q0VSVA==", "client-key-data": key}},
+        {"name": "legacy-gcp", "user": {"auth-provider": {"name": "gcp", "config": {
+            "access-token": access, "refresh-token": refresh, "cmd-path": "/usr/bin/gcloud"}}}},
+        {"name": "exec", "user": {"exec": {"command": "get-token", "apiVersion": "client.authentication.k8s.io/v1",
+                                           "env": [{"name": "API_KEY", "value": api_key}]}}},
+    ], "clusters": [], "contexts": []}))
+    path.chmod(0o600)
+    shown = ansible(KUBECONFIG_PLAY, extra_vars=ev(gke, path=str(path), auth="token"), verbosity=3,
+                    callback="default", diff=True)
+    assert shown.rc == 0, shown.stdout[-3000:]
+    for secret in OTHER_SECRETS + (TOKEN,):
+        assert secret not in shown.stdout and secret not in shown.stderr, secret
+    assert "gke_test-project_us-central1-a_triton-fil" in shown.stdout
+    assert "legacy-gcp" not in shown.stdout and "username: admin" not in shown.stdout, "only managed entries"
+    kept = yaml.safe_load(path.read_text())
+    assert next(u for u in kept["users"] if u["name"] == "basic")["user"]["password"] == password
+
+    registered = ansible(KUBECONFIG_PLAY, extra_vars=ev(gke, path=str(path), auth="token"))
+    assert registered.rc == 0
+    assert "diff" not in registered.result("kubeconfig"), "the diff is returned only with --diff"
+    assert not any(secret in registered.stdout for secret in OTHER_SECRETS)

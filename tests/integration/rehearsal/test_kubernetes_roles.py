@@ -15,7 +15,7 @@ import textwrap
 import pytest
 import yaml
 
-from conftest import INVENTORY, admin_client, control, kubeconfig_of, wait_until
+from rehearsal_lib import INVENTORY, admin_client, control, kubeconfig_of, wait_until
 from testlib import REPO, run_playbook
 
 pytestmark = [pytest.mark.slow, pytest.mark.rehearsal]
@@ -33,9 +33,13 @@ ROLE_PLAY = """
 
 def role(env, name, tmp_path, identity="creator", **extra):
     path, context = kubeconfig_of(env, identity)
+    # The facts of gke_cluster that the chart values read (site.yml's run sets them), so a role run here
+    # renders the same values and leaves the release as site.yml made it.
+    cluster = {"name": "triton-fil", "location": "us-central1-a", "project": env["TRITON_FIL_PROJECT"]}
     return run_playbook(ROLE_PLAY.replace("ROLE", name), inventory=INVENTORY, tmp_path=tmp_path,
                         env={**env, "TRITON_FIL_REHEARSAL_IDENTITY": identity},
-                        extra_vars={"kubeconfig": str(path), "context": context, **extra})
+                        extra_vars={"kubeconfig": str(path), "context": context, "triton_fil_cluster": cluster,
+                                    **extra})
 
 
 def helm(env, *args):

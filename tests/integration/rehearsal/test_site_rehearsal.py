@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import control, kube_client, site, summary
+from rehearsal_lib import control, kube_client, site, summary
 
 pytestmark = [pytest.mark.slow, pytest.mark.rehearsal]
 
@@ -76,7 +76,7 @@ REFUSED = [
 
 def can(client, verb, group, resource, namespace, name):
     import kubernetes  # pylint: disable=import-outside-toplevel
-    resource, _, subresource = resource.partition("/")
+    resource, _slash, subresource = resource.partition("/")
     review = kubernetes.client.V1SelfSubjectAccessReview(spec=kubernetes.client.V1SelfSubjectAccessReviewSpec(
         resource_attributes=kubernetes.client.V1ResourceAttributes(
             verb=verb, group=group, resource=resource, subresource=subresource or None, namespace=namespace,
@@ -101,3 +101,46 @@ def test_a_token_without_the_email_scope_is_not_the_deployer(rehearsal, converge
     assert '"triton-fil-deployer@' not in refused.value.body  # named by its numeric ID, not its e-mail
     emailed = kube_client(rehearsal, "deployer")
     assert kubernetes.client.CoreV1Api(emailed).list_namespaced_pod("triton").items
+
+
+TOKEN_PLAY = """
+- hosts: triton_fil
+  gather_facts: false
+  tasks:
+    - name: kubeconfig
+      rapids.triton_fil.gke_kubeconfig:
+        cluster: triton-fil
+        location: us-central1-a
+        path: "{{ path }}"
+        auth: token
+        api_endpoint: "{{ gke_cluster_api_endpoint }}"
+        project: "{{ gcp_project }}"
+        auth_kind: serviceaccount
+        service_account_file: "{{ gcp_service_account_file }}"
+    - name: pods
+      kubernetes.core.k8s_info:
+        kind: Pod
+        namespace: triton
+        kubeconfig: "{{ path }}"
+    - name: secrets elsewhere
+      kubernetes.core.k8s_info:
+        kind: Secret
+        namespace: kube-system
+        kubeconfig: "{{ path }}"
+      register: elsewhere
+      failed_when: false
+    - name: refused
+      ansible.builtin.assert:
+        that: "'Forbidden' in (elsewhere.msg | default('')) or (elsewhere.status | default(0)) == 403"
+"""
+
+
+def test_a_token_kubeconfig_authenticates_the_deployer_by_email(rehearsal, converged, tmp_path):
+    """auth=token writes a google-auth token (userinfo.email scope) the real API server maps to the deployer."""
+    from rehearsal_lib import INVENTORY  # pylint: disable=import-outside-toplevel
+    from testlib import run_playbook  # pylint: disable=import-outside-toplevel
+    run = run_playbook(TOKEN_PLAY, inventory=INVENTORY, tmp_path=tmp_path,
+                       env={**rehearsal, "TRITON_FIL_REHEARSAL_IDENTITY": "deployer"},
+                       extra_vars={"path": str(tmp_path / "token.yaml")})
+    assert run.rc == 0, run.stdout[-3000:]
+    assert run.result("pods")["resources"], "the deployer lists the Triton pods with its token"

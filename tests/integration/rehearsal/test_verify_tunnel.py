@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import INVENTORY, admin_client, control, kubeconfig_of
+from rehearsal_lib import INVENTORY, admin_client, control, kubeconfig_of
 from testlib import REPO, run_playbook
 
 pytestmark = [pytest.mark.slow, pytest.mark.rehearsal]
@@ -47,7 +47,7 @@ def portforwards(env, user):
 @pytest.fixture(scope="module")
 def deployer_kubeconfig(rehearsal, converged):
     """The deployer's own kubeconfig (exec plugin as the deployer), as its site.yml run writes it."""
-    from conftest import site  # pylint: disable=import-outside-toplevel
+    from rehearsal_lib import site  # pylint: disable=import-outside-toplevel
     run = site(rehearsal, identity="deployer", extra_vars={"verify_load_duration": 0})
     assert run.rc == 0, run.stdout[-3000:]
     return kubeconfig_of(rehearsal, "deployer")
@@ -141,7 +141,10 @@ def test_triton_helm_hands_a_tunnel_for_clusterip_only(rehearsal, converged, tmp
     models = next(a for a in container.args if a.startswith("--model-repository=")).split("=", 1)[1]
     run = run_playbook(ENDPOINT_PLAY, inventory=INVENTORY, tmp_path=tmp_path, env=rehearsal, extra_vars={
         "kubeconfig": str(path), "context": context, "triton_helm_image": container.image,
-        "triton_helm_model_repository_uri": models, **overrides})
+        "triton_helm_model_repository_uri": models, **overrides,
+        # gke_cluster's fact the chart values read, as site.yml sets it: the release stays as site.yml made it.
+        "triton_fil_cluster": {"name": "triton-fil", "location": "us-central1-a",
+                               "project": rehearsal["TRITON_FIL_PROJECT"]}})
     assert run.rc == 0, run.stdout[-3000:]
     endpoint = run.result("endpoint")["triton_fil_endpoint"]
     assert endpoint["http_url"] == f"http://{host}:8000"

@@ -47,7 +47,7 @@ def make_handler(script):
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_PATCH = do_DELETE = _answer
+        do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _answer
 
     return Handler
 
@@ -133,3 +133,27 @@ def test_credential_errors_name_the_option(tmp_path):
     bad.write_text("{}")
     with pytest.raises(GcpError, match="is not a service-account key"):
         build_credentials({"auth_kind": "serviceaccount", "service_account_file": str(bad)})
+
+
+def test_a_server_echoing_the_authorization_header_gets_it_redacted(server):
+    token = "ya29.echoed-by-a-hostile-proxy-0042"
+    server.queue["/x"] = [(400, {"error": {"code": 400, "message": f"bad request with Authorization: Bearer {token}"}},
+                           {})]
+    sess, _sleeps = session(auth_kind="accesstoken", access_token=token)
+    with pytest.raises(GcpApiError) as err:
+        sess.json("GET", server.url + "/x")
+    assert token not in str(err.value) and "Bearer <redacted>" in str(err.value)
+
+
+def test_retry_false_makes_one_attempt_and_tells_transient_failures(server):
+    from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpConnectionError
+
+    server.queue["/x"] = [(503, {}, {}), (200, {}, {})]
+    server.queue["/drop"] = ["drop", (200, {}, {})]
+    sess, sleeps = session()
+    with pytest.raises(GcpApiError) as err:
+        sess.request("PUT", server.url + "/x", retry=False)
+    assert err.value.retryable and sleeps == []
+    with pytest.raises(GcpConnectionError):
+        sess.request("PUT", server.url + "/drop", retry=False)
+    assert len(sess.calls) == 2

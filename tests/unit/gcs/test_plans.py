@@ -124,3 +124,96 @@ def test_new_files_are_hashed_by_the_upload_workers_and_sent_with_their_md5(tmp_
     expected = {(f"p/part_{i}.bin", file_md5_b64(tmp_path / f"part_{i}.bin"), 1000 + i) for i in range(5)}
     assert set(client.sent) == expected
     assert all(f"md5 {md5}" in plan.diff()["after"] for _name, md5, _size in expected)
+
+
+def test_excluded_remote_objects_are_never_deleted(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.pbtxt").write_bytes(b"c")
+    remote = {"p/m/notes.txt": {"size": 1, "md5Hash": "x", "generation": "1"},
+              "p/m/.cache/blob": {"size": 1, "md5Hash": "x", "generation": "2"},
+              "p/m/gone.txt": {"size": 1, "md5Hash": "x", "generation": "3"}}
+    plan = plan_sync(ListingOnly(remote), tmp_path, "b", "p", delete=True, exclude=[".*", "notes.txt"])
+    assert [a.name for a in plan.deletes] == ["p/m/gone.txt"]
+    assert plan.extra == ["p/m/.cache/blob", "p/m/notes.txt"]
+
+
+@pytest.mark.parametrize("name,fragment", [
+    ("a\rb", "carriage return or line feed"), ("a\nb", "carriage return or line feed"),
+    ("x" * 1025, "over GCS's 1024"), ("é" * 513, "1026 bytes of UTF-8"), (".well-known/acme-challenge/x", "reserved"),
+    ("bad\udce9", "not valid UTF-8"),
+])
+def test_object_names_gcs_refuses(name, fragment):
+    from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.client import check_object_name
+
+    assert fragment in check_object_name(name)
+
+
+def test_object_names_gcs_accepts():
+    from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.client import check_object_name
+
+    assert check_object_name("x" * 1024) is None and check_object_name("models/fil/1/xgboost.json") is None
+
+
+def test_persisted_bytes_reads_the_308_range():
+    from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.client import persisted_bytes
+
+    class Answer:
+        def __init__(self, headers):
+            self.headers = headers
+
+    assert persisted_bytes(Answer({}), "ctx") == 0
+    assert persisted_bytes(Answer({"Range": "bytes=0-8388607"}), "ctx") == 8 * 1024 * 1024
+    with pytest.raises(GcpError, match="unexpected Range header 'bytes=5-9'"):
+        persisted_bytes(Answer({"Range": "bytes=5-9"}), "ctx")
+
+
+def test_a_stored_object_is_compared_with_the_file():
+    from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.client import GcsIntegrityError, check_stored
+
+    check_stored({"size": "4", "md5Hash": "abc"}, "b", "o", 4, "abc")
+    with pytest.raises(GcsIntegrityError, match=r"gs://b/o: the server stored 5 bytes with MD5 zzz, the local file "
+                                                r"has 4 bytes with MD5 abc"):
+        check_stored({"size": "5", "md5Hash": "zzz"}, "b", "o", 4, "abc")
+
+
+def test_a_session_that_never_persists_anything_is_given_up(tmp_path):
+    """A server answering every chunk 308 without a Range (nothing persisted) ends in an error, not a loop."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpSession
+    from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.client import GcsClient, SIMPLE_UPLOAD_LIMIT
+
+    puts = []
+
+    class Stuck(BaseHTTPRequestHandler):
+        def log_message(self, *_args):
+            pass
+
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Location", f"http://127.0.0.1:{self.server.server_address[1]}/session")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_PUT(self):  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            puts.append(self.headers.get("Content-Range"))
+            self.send_response(308)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Stuck)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"x" * (SIMPLE_UPLOAD_LIMIT + 1))
+    try:
+        client = GcsClient(GcpSession({"auth_kind": "anonymous", "max_retries": 2, "request_timeout": 5},
+                                      sleep=lambda _s: None), f"http://127.0.0.1:{httpd.server_address[1]}")
+        with pytest.raises(GcpError, match="keeps answering 308 without persisting more than 0 of"):
+            client.upload("b", "o", str(path), file_md5_b64(path), SIMPLE_UPLOAD_LIMIT + 1)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert puts == [f"bytes 0-{8 * 1024 * 1024 - 1}/{SIMPLE_UPLOAD_LIMIT + 1}"] * 3

@@ -28,6 +28,26 @@ def test_token_kept_while_valid_and_replaced_near_expiry():
     assert kubeconfig.redact(replaced)["users"][0]["user"]["token"] == kubeconfig.REDACTED
 
 
+def test_redact_covers_every_credential_field_and_the_view_only_managed_entries():
+    other = {"password": "pw", "client-key-data": "KEY",
+             "auth-provider": {"name": "oidc", "config": {"id-token": "ID", "client-secret": "CS"}},
+             "exec": {"command": "x", "env": [{"name": "K", "value": "V"}]}}
+    config = {"current-context": "ctx",
+              "clusters": [{"name": "ctx", "cluster": {"server": "s"}}, {"name": "other", "cluster": {"server": "o"}}],
+              "contexts": [{"name": "ctx", "context": {"cluster": "ctx", "user": "ctx"}}],
+              "users": [{"name": "ctx", "user": {"token": "t0k3n"}}, {"name": "other", "user": other}]}
+    clean = kubeconfig.redact(config)
+    other = clean["users"][1]["user"]
+    assert other["password"] == other["client-key-data"] == kubeconfig.REDACTED
+    assert set(other["auth-provider"]["config"].values()) == {kubeconfig.REDACTED}
+    assert other["exec"]["env"] == [{"name": "K", "value": kubeconfig.REDACTED}] and other["exec"]["command"] == "x"
+    assert config["users"][1]["user"]["password"] == "pw", "the document itself is not changed"
+    view = kubeconfig.managed_view(config, "ctx")
+    assert view == {"clusters": [{"name": "ctx", "cluster": {"server": "s"}}],
+                    "contexts": [{"name": "ctx", "context": {"cluster": "ctx", "user": "ctx"}}],
+                    "users": [{"name": "ctx", "user": {"token": kubeconfig.REDACTED}}], "current-context": "ctx"}
+
+
 def test_same_token_without_expiry_is_unchanged():
     first = build(None, "static", None)
     assert build(first, "static", None) == first

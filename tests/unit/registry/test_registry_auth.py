@@ -59,9 +59,10 @@ def test_media_type_detection():
 class Stub:
     """A loopback registry stub: /v2/ with a Bearer (or Basic) challenge, a token realm, one manifest."""
 
-    def __init__(self, scheme="bearer", password="pw", flaky=0, flaky_status=503, drops=0):
+    def __init__(self, scheme="bearer", password="pw", flaky=0, flaky_status=503, drops=0, echo=False):
         self.scheme, self.password, self.flaky, self.flaky_status = scheme, password, flaky, flaky_status
         self.drops = drops
+        self.echo = echo  # a hostile registry: its error bodies echo the Authorization header it received
         self.token_requests, self.seen_auth, self.hits = [], [], 0
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
         self.host = f"127.0.0.1:{self.server.server_address[1]}"
@@ -91,7 +92,9 @@ class Stub:
                     stub.token_requests.append(parse_qs(path.query))
                     expected = "Basic " + base64.b64encode(f"u:{stub.password}".encode()).decode()
                     if self.headers.get("Authorization") != expected:
-                        return self.reply(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"bad creds"}]}')
+                        said = f"bad creds in {self.headers.get('Authorization')}" if stub.echo else "bad creds"
+                        return self.reply(401, json.dumps({"errors": [{"code": "UNAUTHORIZED",
+                                                                       "message": said}]}).encode())
                     return self.reply(200, json.dumps({"token": "T0KEN"}).encode())
                 if path.path.startswith("/v2/") and path.path.endswith("/manifests/v1"):
                     stub.hits += 1
@@ -112,6 +115,8 @@ class Stub:
                                       {"WWW-Authenticate": challenge})
                 if path.path == "/v2/":
                     return self.reply(200, b"{}")
+                if stub.echo:
+                    return self.reply(403, json.dumps({"errors": [{"code": "DENIED", "message": f"denied: {auth}"}]}).encode())
                 body = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}'
                 return self.reply(200, body, {"Content-Type": "application/vnd.oci.image.index.v1+json"})
 
@@ -213,3 +218,26 @@ def test_plain_http_refused_for_remote_hosts_unless_insecure(monkeypatch):
         remote.ping()
     assert tried == ["https://registry.example.com/v2/"] * 2, "never http:// for a remote registry"
     assert "insecure_registries" in str(err.value)
+
+
+SECRET = "s3cr3t-registry-pass"
+
+
+@pytest.mark.parametrize("scheme", ["basic", "bearer"])
+def test_credentials_a_hostile_registry_echoes_are_redacted(stub_factory, scheme):
+    stub = stub_factory(scheme=scheme, password=SECRET, echo=True)
+    with pytest.raises(RegistryAuthError) as denied:
+        client(stub, password=SECRET).get_manifest("a/b", "v1")
+    message = str(denied.value)
+    assert "denied:" in message and "<redacted>" in message, message
+    for secret in (SECRET, base64.b64encode(f"u:{SECRET}".encode()).decode(), "T0KEN"):
+        assert secret not in message
+
+
+def test_credentials_a_token_service_echoes_are_redacted(stub_factory):
+    stub = stub_factory(scheme="bearer", password="right-password", echo=True)
+    with pytest.raises(RegistryAuthError) as refused:
+        client(stub, password=SECRET).get_manifest("a/b", "v1")
+    message = str(refused.value)
+    assert "refused the credentials of user 'u'" in message and "bad creds in Basic <redacted>" in message, message
+    assert SECRET not in message and base64.b64encode(f"u:{SECRET}".encode()).decode() not in message

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 import shutil
+import struct
 
 import pytest
 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.model_config import (
     ModelRepositoryError,
+    migrate_repository,
     parse_config_text,
     validate_repository,
 )
+from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import model_files, releases
 from testlib import REPO
 
 SHIPPED = REPO / "model_repository"
@@ -121,3 +124,111 @@ def test_unusable_repository_raises_naming_the_parameter(tmp_path):
         validate_repository(str(tmp_path / "nope"))
     with pytest.raises(ModelRepositoryError, match=r"^models: ghost not found"):
         validate_repository(str(SHIPPED), models=["ghost"])
+
+
+MODEL_FILE = ("fil", "1", "xgboost.json")
+
+
+@pytest.mark.parametrize("content,expected", [
+    (b"", "is empty (0 bytes)"),
+    (b"\0" * 4096, "holds only NUL bytes"),
+    (b'{"learner": {"no_params": 1}}', "is not an XGBoost JSON model (KeyError"),
+    (b"<html>not a model</html>", "is not an XGBoost JSON model (JSONDecodeError"),
+])
+def test_model_files_must_be_non_empty_and_parse_for_their_model_type(repo, content, expected):
+    repo.joinpath(*MODEL_FILE).write_bytes(content)
+    problems = validate_repository(str(repo))["problems"]
+    assert any(p.startswith("fil/1/xgboost.json: ") and expected in p for p in problems), problems
+
+
+def _use(repo, model_type, filename, content):
+    """Problems naming filename once model_type reads it (content) in both configurations."""
+    for config in (repo / "fil" / "config.pbtxt", repo / "fil" / "configs" / "cpu.pbtxt"):
+        config.write_text(re.sub(r'(key: "model_type"\s*value: \{ string_value: ")[^"]+', rf"\g<1>{model_type}",
+                                 config.read_text()))
+    repo.joinpath("fil", "1", filename).write_bytes(content)
+    return [p for p in validate_repository(str(repo))["problems"] if filename in p]
+
+
+def _xgboost_ubj(tmp_path):
+    """(booster, its UBJSON bytes): a small binary classifier trained by XGBoost itself."""
+    xgb = pytest.importorskip("xgboost")
+    import numpy as np
+
+    rows = np.random.default_rng(0).normal(size=(64, 32)).astype(np.float32)
+    booster = xgb.train({"max_depth": 2, "nthread": 1, "objective": "binary:logistic"},
+                        xgb.DMatrix(rows, label=(rows[:, 0] > 0).astype(np.float32)), 2)
+    booster.save_model(str(tmp_path / "m.ubj"))
+    return booster, (tmp_path / "m.ubj").read_bytes()
+
+
+def test_each_binary_format_is_checked_as_its_loader_reads_it(repo, tmp_path):
+    treelite = pytest.importorskip("treelite")
+    booster, ubj = _xgboost_ubj(tmp_path)
+    treelite.frontend.from_xgboost(booster).serialize(str(tmp_path / "m.tl"))
+    checkpoint = (tmp_path / "m.tl").read_bytes()
+    legacy = b"binf" + b"\0" * 136 + struct.pack("<Q", 15) + b"binary:logistic" + struct.pack("<Q", 6) + b"gbtree"
+
+    assert _use(repo, "xgboost_ubj", "xgboost.ubj", ubj) == []
+    assert "is XGBoost JSON, not UBJSON" in _use(repo, "xgboost_ubj", "xgboost.ubj", b'{"learner": {}}')[0]
+    assert _use(repo, "treelite_checkpoint", "checkpoint.tl", checkpoint) == []
+    assert "is not a treelite 4 checkpoint (header says version 2.4.0" in \
+        _use(repo, "treelite_checkpoint", "checkpoint.tl", struct.pack("<iii", 2, 4, 0) + b"x" * 64)[0]
+    assert _use(repo, "xgboost", "xgboost.model", legacy) == []
+    assert "is XGBoost UBJSON, not the legacy binary format" in _use(repo, "xgboost", "xgboost.model", ubj)[0]
+    assert "the FIL backend needs gbtree or dart" in \
+        _use(repo, "xgboost", "xgboost.model", legacy.replace(b"gbtree", b"linear"))[0]
+    assert "it has no max_feature_idx" in _use(repo, "lightgbm", "model.txt", b"tree\nversion=v4\nnum_class=1\nTree=0\n")[0]
+
+
+def test_a_config_over_the_size_cap_is_refused_without_parsing_it(repo):
+    import time
+
+    keys = "".join(f'parameters {{ key: "k{i}" value: {{ string_value: "v" }} }}\n' for i in range(40000))
+    (repo / "fil" / "config.pbtxt").write_text((repo / "fil" / "config.pbtxt").read_text() + keys)
+    start = time.monotonic()
+    problems = validate_repository(str(repo))["problems"]
+    assert time.monotonic() - start < 2
+    assert any(p.startswith("fil/config.pbtxt: ") and "over the 1024 KiB a model configuration may have" in p
+               for p in problems), problems
+
+
+def test_unknown_parameters_fold_into_one_warning_per_config(repo):
+    keys = "".join(f'parameters {{ key: "typo_{i:03d}" value: {{ string_value: "v" }} }}\n' for i in range(495))
+    for config in ("config.pbtxt", "configs/cpu.pbtxt"):
+        path = repo / "fil" / config
+        path.write_text(path.read_text() + keys)
+    warnings = validate_repository(str(repo))["warnings"]
+    assert len(warnings) == 2 and all("495 keys the FIL backend does not know" in w for w in warnings), warnings
+    assert all(len(w) < 700 for w in warnings) and "and 485 more" in warnings[0]
+
+
+def test_a_config_that_is_not_utf8_is_a_problem_not_a_crash(repo):
+    (repo / "fil" / "config.pbtxt").write_bytes(b'name: "fil"\n# caf\xe9\n')
+    problems = validate_repository(str(repo))["problems"]
+    assert any(p.startswith("fil/config.pbtxt: is not UTF-8 text (byte 17") for p in problems), problems
+
+
+def test_ubjson_is_decoded_whole_and_a_hostile_count_is_refused(repo, tmp_path):
+    """A UBJSON file is read the way the validator reads its facts: truncated or hostile documents are problems."""
+    _booster, ubj = _xgboost_ubj(tmp_path)
+    assert "is not an XGBoost UBJSON model (UbjsonError: truncated" in \
+        _use(repo, "xgboost_ubj", "xgboost.ubj", ubj[:len(ubj) // 2])[0]
+    # An array of 2**62 typed nulls takes no bytes per element: it must not be looped through.
+    hostile = b"{i\x07learner[$Z#L" + struct.pack(">q", 2 ** 62) + b"}"
+    assert "container count" in _use(repo, "xgboost_ubj", "xgboost.ubj", hostile)[0]
+    assert "is not an XGBoost UBJSON model" in _use(repo, "xgboost_ubj", "xgboost.ubj", b"[" * 100000)[0]
+
+
+def test_a_treelite_3_9_checkpoint_is_accepted_and_its_v3_header_not_read_as_v4(repo):
+    checkpoint = struct.pack("<iii", 3, 9, 0) + b"\x01" * 64
+    assert _use(repo, "treelite_checkpoint", "checkpoint.tl", checkpoint) == []
+    assert model_files.read_model_facts(str(repo / "fil" / "1" / "checkpoint.tl"), "treelite_checkpoint") == {
+        "treelite_version": (3, 9, 0)}
+
+
+def test_migrate_skips_configs_it_cannot_read_and_validation_names_them(repo):
+    (repo / "fil" / "configs" / "cpu.pbtxt").write_bytes(b'backend: "fil"\n# caf\xe9\n')
+    assert migrate_repository(str(repo), releases.RELEASES["26.06"]) == []
+    problems = validate_repository(str(repo))["problems"]
+    assert any(p.startswith("fil/configs/cpu.pbtxt: is not UTF-8 text") for p in problems), problems

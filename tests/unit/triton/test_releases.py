@@ -169,6 +169,10 @@ def test_treelite_checkpoint_versions(tmp_path):
     problems = findings(release("26.06"), "treelite_checkpoint", {"treelite_version": (5, 0, 0)})[0]
     assert "reads checkpoints of Treelite 4.x only" in problems[0]
     assert findings(release("26.06"), "treelite_checkpoint", {"treelite_version": (4, 7, 0)}) == ([], [])
+    # Treelite 4's deserializer reads 3.9 checkpoints through its v3 path, and no other 3.x.
+    assert findings(release("26.06"), "treelite_checkpoint", {"treelite_version": (3, 9, 1)}) == ([], [])
+    problems = findings(release("26.06"), "treelite_checkpoint", {"treelite_version": (3, 8, 0)})[0]
+    assert "is not a treelite 4 checkpoint (header says version 3.8.0" in problems[0]
     problems = findings(release("25.12"), "xgboost_ubj", {"xgboost_version": (3, 1, 0)})[0]
     assert "Treelite 4.4.1 cannot parse" in problems[0]
     assert findings(release("26.01"), "xgboost_ubj", {"xgboost_version": (3, 2, 0)}) == ([], [])
