@@ -484,11 +484,12 @@ class Targets:
 def check_answers(target, model, version, local, timeout, expect_version=None):
     """Wait for model (version) on target, compare its metadata with the configuration and its outputs with the
     reference; return a report. Raises CheckFailed naming the difference."""
-    client = tv.make_client("http", target.url, timeout=timeout)
+    # Every call bounded by timeout, and a non-Triton answer named as such (verify's TritonServer).
+    client = tv.TritonServer("http", target.url, timeout)
     try:
         try:
             tv.wait_ready(client, model, str(version) if version else "", timeout)
-            metadata = tv.normalize_metadata(client.get_model_metadata(model, str(version) if version else ""))
+            metadata = tv.normalize_metadata(client.call("get_model_metadata", model, str(version) if version else ""))
         except (tv.VerifyError, tv.InferenceServerException) as exc:
             raise CheckFailed(str(exc)) from None
         problems = tv.compare_metadata(metadata, expected_tensors(local.configs[local.server_config], local.name))
@@ -500,7 +501,7 @@ def check_answers(target, model, version, local, timeout, expect_version=None):
         try:
             actual, answered = tv.infer_with_version(client, model, str(version) if version else "", inputs,
                                                      list(expected))
-        except tv.InferenceServerException as exc:
+        except (tv.VerifyError, tv.InferenceServerException) as exc:
             raise CheckFailed(f"inference failed: {exc}") from None
         report, problems = tv.compare_outputs(actual, expected, atol, rtol)
         if problems:

@@ -284,7 +284,10 @@ def infer(client, protocol, model, version, inputs, output_names, timeout=None):
 
 
 def infer_with_version(client, model, version, inputs, output_names):
-    """(outputs, the model version that answered) over HTTP: the rollout counts which version serves."""
+    """(outputs, the model version that answered) over HTTP: the rollout counts which version serves.
+
+    client is a TritonServer (every call bounded) or a bare HTTP tritonclient client.
+    """
     request_inputs = []
     for name, array in inputs.items():
         tensor = triton_http.InferInput(name, list(array.shape), {
@@ -293,8 +296,11 @@ def infer_with_version(client, model, version, inputs, output_names):
             np.dtype(np.uint8): "UINT8", np.dtype(np.bool_): "BOOL"}[array.dtype])
         tensor.set_data_from_numpy(array)
         request_inputs.append(tensor)
-    result = client.infer(model, request_inputs, model_version=version or "",
-                          outputs=[triton_http.InferRequestedOutput(name) for name in output_names])
+    outputs = [triton_http.InferRequestedOutput(name) for name in output_names]
+    if isinstance(client, TritonServer):
+        result = client.call("infer", model, request_inputs, model_version=version or "", outputs=outputs)
+    else:
+        result = client.infer(model, request_inputs, model_version=version or "", outputs=outputs)
     return {name: result.as_numpy(name) for name in output_names}, str(result.get_response().get("model_version", ""))
 
 
