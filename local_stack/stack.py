@@ -330,7 +330,7 @@ class LocalStack:
         except (OSError, ValueError):
             return None
 
-    def up(self, timeout=60):
+    def up(self, timeout=60, server_timeout=180):
         if self.running_pid():
             log(f"already running (pid {self.running_pid()}) in {self.run_dir}")
             return self.env()
@@ -347,7 +347,16 @@ class LocalStack:
         self.pid_file.write_text(str(proc.pid))
         wait_for((self.run_dir / "env.json").exists, timeout, "local stack", proc,
                  self.run_dir / "supervisor.log")
-        return self.env()
+        env = self.env()
+        # A bucket that already holds a published repository (an earlier `make demo`) is a deployment that
+        # runs: its servers serve before the playbook starts, as pods keep running between two runs on GKE
+        # (model_rollout then finds them serving and switches them instead of seeing no deployment).
+        if repository_present(env["TRITON_FIL_GCS_ENDPOINT"], self.bucket, self.prefix):
+            for server in json.loads(env.get("TRITON_FIL_SERVERS") or "[]"):
+                wait_for(lambda url=server["http_url"]: http_ok(f"{url}/v2/health/ready"), server_timeout,
+                         f"tritonserver {server['name']} (the bucket already holds models)", proc,
+                         self.run_dir / "supervisor.log")
+        return env
 
     def _alive(self, pid):
         if self._proc is not None and self._proc.pid == pid:

@@ -259,3 +259,13 @@ def test_a_removed_model_is_kept_unless_removal_is_asked_for(two_servers, repo, 
     # Nothing deleted: the bucket still holds the model, and saw no write at all.
     assert two_servers["gcs"].writes() == []
     assert f"{PREFIX}/churn/config.pbtxt" in two_servers["gcs"].names(env["TRITON_FIL_BUCKET"])
+
+
+def test_a_stack_started_on_a_published_bucket_serves_when_up_returns(two_servers):
+    """A second `make demo` starts the stack on a bucket that holds models: its servers serve by the time
+    up() returns (as pods keep running between two runs on GKE), so model_rollout finds them serving and
+    switches them instead of seeing no deployment at all."""
+    stack = two_servers["stack"]
+    stack.down()
+    env = stack.up()
+    assert [served(s["http_url"]) for s in json.loads(env["TRITON_FIL_SERVERS"])] == [[2], [2]]
