@@ -13,8 +13,12 @@ docs/protocol/extension_model_repository.md):
   loaded. If the reload succeeds, the newly loaded model will replace the already loaded model without any
   loss in availability" (model_management.md). In the source: the new versions load while the old ones
   serve (AsyncLoad), and only when every version loaded are the old versions released and the new ones
-  marked READY, under one lock (OnLoadFinal); a failed version releases what this load brought and keeps
-  the rest.
+  marked READY, under one lock (OnLoadComplete); a failed version releases what this load brought and keeps
+  the rest. Since server PR #8562 (December 2025) model_management.md says instead that under EXPLICIT "the
+  existing model should be explicitly unloaded prior to the updated version being loaded", and server issue
+  #5757 (open) reports failed requests during such a reload from S3; the core code still loads before it
+  releases. So the switch does not rely on the docs: it counts every request sent during it (``switch``,
+  ``traffic``) and warns about any that failed; the tests on tritonserver 2.51 see none.
 - A request without a version is served by the highest READY version (ModelLifeCycle::GetModel, "the
   case where the request is asking for latest version"). So loading N+1 next to N (``version_policy``
   ``specific: [N, N+1]``) would send every unversioned request to N+1 before it is verified. The
