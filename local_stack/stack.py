@@ -236,7 +236,7 @@ class Supervisor:
         triton_env = dict(os.environ)
         triton_env.update(assemble_backend_dir(backend_dir, self.venv))
         triton_env["CLOUD_STORAGE_EMULATOR_ENDPOINT"] = gcs_url
-        all_ports = [{"http": free_port(), "grpc": free_port(), "metrics": free_port()} for _ in range(self.replicas)]
+        all_ports = [{"http": free_port(), "grpc": free_port(), "metrics": free_port()} for _replica in range(self.replicas)]
         ports = all_ports[0]
         env = self.base_env(gcs_url, registry, ports, all_ports)
         try:

@@ -556,7 +556,7 @@ class SwitchTraffic:
 
     def __enter__(self):
         self._started = time.monotonic()
-        for _ in range(self.concurrency):
+        for _client in range(self.concurrency):
             thread = threading.Thread(target=self._worker, daemon=True)
             thread.start()
             self._threads.append(thread)

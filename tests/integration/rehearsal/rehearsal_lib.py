@@ -73,4 +73,3 @@ def kubeconfig_of(env, identity):
     path = Path(env["TRITON_FIL_RUN_DIR"]) / "kube" / f"{identity}.yaml"
     config = yaml.safe_load(path.read_text())
     return path, config["current-context"]
-

@@ -108,7 +108,7 @@ class LoadLoop:
 
     def __enter__(self):
         for url in self.urls:
-            for _ in range(self.clients):
+            for _client in range(self.clients):
                 thread = threading.Thread(target=self._run, args=(url,), daemon=True)
                 thread.start()
                 self._threads.append(thread)
