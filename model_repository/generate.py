@@ -3,6 +3,11 @@
 
     python model_repository/generate.py           # rewrite fil/ and fil_reference.json
     python model_repository/generate.py --check   # rebuild in memory, fail if the committed files differ
+    python model_repository/generate.py --trees 300 --version 2   # a retrained model as version 2
+    python model_repository/generate.py --trees 300 --version 2 --dest /tmp/repo   # ... into a copy
+
+A retrained model goes into a new version folder; fil_reference.json then describes it, and
+model_rollout serves it once it answered like that reference on every server (`make demo` again).
 
 The model is a binary XGBoost classifier (32 features, 200 trees of depth 4) trained on a
 synthetic data set with fixed seeds and one thread, so the same inputs give the same bytes.
@@ -47,8 +52,8 @@ def training_data(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return x, (logits > 0).astype(np.float32)
 
 
-def build() -> dict[Path, bytes]:
-    """Every file of the sample, by path."""
+def build(trees: int = NUM_TREES, version: int = 1) -> dict[Path, bytes]:
+    """Every file of the sample, by path (trees and version other than the defaults: a retrained model)."""
     rng = np.random.default_rng(SEED)
     x, y = training_data(rng)
     booster = xgb.train(
@@ -62,7 +67,7 @@ def build() -> dict[Path, bytes]:
             "base_score": 0.5,
         },
         xgb.DMatrix(x, label=y),
-        num_boost_round=NUM_TREES,
+        num_boost_round=trees,
     )
     # Four decimals survive JSON and float32 unchanged: the server sees exactly these values.
     rows = np.round(rng.normal(size=(REFERENCE_ROWS, NUM_FEATURES)), 4)
@@ -73,7 +78,7 @@ def build() -> dict[Path, bytes]:
         np.save(rows_file, rows)
         made = fil_model.plan({
             "model_file": str(model_file), "model_format": "auto", "output_format": "auto", "name": "fil",
-            "version": 1, "release": None, "image": None, "predict_proba": True, "threshold": 0.5,
+            "version": version, "release": None, "image": None, "predict_proba": True, "threshold": 0.5,
             "max_batch_size": 32768, "instance_count": 1, "dynamic_batching": True,
             "max_queue_delay_microseconds": 100, "cpu_variant": True, "reference_rows": REFERENCE_ROWS,
             "reference_data": str(rows_file), "atol": ATOL, "rtol": RTOL,
@@ -86,8 +91,13 @@ def build() -> dict[Path, bytes]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if the committed files are not what this script builds")
+    parser.add_argument("--trees", type=int, default=NUM_TREES, help=f"boosting rounds (default {NUM_TREES})")
+    parser.add_argument("--version", type=int, default=1, help="version folder to write the model into (default 1)")
+    parser.add_argument("--dest", type=Path, default=HERE, help="repository folder to write into (default: this one)")
     args = parser.parse_args()
-    files = build()
+    if args.check and ((args.trees, args.version) != (NUM_TREES, 1) or args.dest.resolve() != HERE):
+        parser.error("--check compares the committed sample (the default --trees, --version and --dest)")
+    files = {args.dest.resolve() / path.relative_to(HERE): data for path, data in build(args.trees, args.version).items()}
     if args.check:
         stale = [str(p.relative_to(HERE)) for p, want in files.items() if not p.is_file() or p.read_bytes() != want]
         if stale:
@@ -98,7 +108,7 @@ def main() -> int:
     for path, data in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-    print("wrote " + ", ".join(f"{p.relative_to(HERE)} ({len(d)} bytes)" for p, d in sorted(files.items())))
+    print("wrote " + ", ".join(f"{p.relative_to(args.dest.resolve())} ({len(d)} bytes)" for p, d in sorted(files.items())))
     return 0
 
 

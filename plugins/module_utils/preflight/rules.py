@@ -78,6 +78,8 @@ CHART_FLAGS = {
     "--allow-metrics": "the chart (metrics feed the autoscaler)",
     "--allow-gpu-metrics": "the chart",
     "--log-verbose": "triton_helm_log_verbose",
+    "--model-control-mode": "triton_helm_model_control_mode",
+    "--load-model": "triton_helm_load_models",
 }
 
 

@@ -18,9 +18,10 @@ DEFAULT_TARGET = "gke"
 # triton_fil_kube_context from the inventory); local: models to the emulator bucket, then verify.
 TARGET_ROLES = {
     "gke": ("gke_cluster", "gcr_image", "gcs_models", "workload_identity", "gpu_drivers", "metrics_adapter",
-            "triton_helm", "verify"),
-    "kubernetes": ("gcr_image", "gcs_models", "gpu_drivers", "metrics_adapter", "triton_helm", "verify"),
-    "local": ("gcr_image", "gcs_models", "verify"),
+            "model_rollout", "triton_helm", "verify"),
+    "kubernetes": ("gcr_image", "gcs_models", "gpu_drivers", "metrics_adapter", "model_rollout", "triton_helm",
+                   "verify"),
+    "local": ("gcr_image", "gcs_models", "model_rollout", "verify"),
 }
 
 # Optional roles: the variable that switches each on, and its default per target (site.yml reads the
@@ -28,6 +29,7 @@ TARGET_ROLES = {
 OPTIONAL_ROLES = {
     "gcr_image": ("triton_fil_image_enabled", {"gke": True, "kubernetes": False, "local": False}),
     "metrics_adapter": ("triton_fil_metrics_adapter_enabled", {"gke": True, "kubernetes": False, "local": False}),
+    "model_rollout": ("triton_fil_model_rollout", {"gke": True, "kubernetes": True, "local": True}),
 }
 
 # Facts one role hands to the next (README, "Facts shared between roles"): fact -> the role that sets it.
@@ -39,13 +41,15 @@ HANDOFF_FACTS = {
     "triton_fil_kube_context": "gke_cluster",
     "triton_fil_cluster": "gke_cluster",
     "triton_fil_workload_identity": "workload_identity",
+    "triton_fil_served_models": "model_rollout",
+    "triton_fil_rollout": "model_rollout",
     "triton_fil_endpoint": "triton_helm",
     "triton_fil_verified": "verify",
 }
 
 # Variables the preflight reads besides the roles' own (documented in the preflight role's spec).
 SHARED_VARIABLES = ("triton_fil_target", "triton_fil_image_enabled", "triton_fil_metrics_adapter_enabled",
-                    "triton_fil_kube_context", "gcp_region", "gcp_zone")
+                    "triton_fil_model_rollout", "triton_fil_kube_context", "gcp_region", "gcp_zone")
 
 
 def _truthy(value):

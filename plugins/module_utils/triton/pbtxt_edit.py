@@ -164,3 +164,39 @@ def apply(text, edits):
     for start, end, new in sorted(replacements, reverse=True):
         out = out[:start] + new + out[end:]
     return out
+
+
+def remove_field(text, field):
+    """text without its top-level message field(s) named field (``field { }``, ``field: { }``, ``field < >``).
+
+    The rollout pins ``version_policy`` this way: the configuration's own policy is cut out (comments and
+    layout elsewhere stay) and the pinned one appended; the caller re-parses and compares the result.
+    """
+    tokens = _tokens(text)
+    cuts = []
+    depth = 0
+    i = 0
+    while i < len(tokens):
+        kind, value = tokens[i][0], tokens[i][1]
+        if value in "{[<":
+            depth += 1
+        elif value in "}]>":
+            depth -= 1
+        elif depth == 0 and kind == "word" and value == field:
+            j = i + 1
+            if j < len(tokens) and tokens[j][1] == ":":
+                j += 1
+            if j >= len(tokens) or tokens[j][1] not in "{<":
+                raise PbtxtEditError(f"{field} is not a message field here")
+            end = _match_close(tokens, j)
+            cut_end = tokens[end][3]
+            if end + 1 < len(tokens) and tokens[end + 1][1] in ",;":
+                cut_end = tokens[end + 1][3]
+            cuts.append(_widen_to_lines(text, tokens[i][2], cut_end))
+            i = end + 1
+            continue
+        i += 1
+    out = text
+    for start, end in sorted(cuts, reverse=True):
+        out = out[:start] + out[end:]
+    return out

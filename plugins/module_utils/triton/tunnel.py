@@ -52,6 +52,24 @@ def pick_ready_pod(pods, namespace, selector):
         "reachable from here (triton_helm_endpoint_host) and drop the tunnel (triton_helm_verify_tunnel: false)")
 
 
+def list_pods(kubeconfig, context, namespace, selector):
+    """Every pod in namespace matching selector, as the API returns them (dicts); TunnelError when refused."""
+    try:
+        api = k8s_config.new_client_from_config(config_file=kubeconfig, context=context or None, persist_config=False)
+    except (k8s_config.ConfigException, OSError, ValueError) as exc:
+        raise TunnelError(f"kubeconfig {kubeconfig!r} (context {context or 'current'}) cannot be loaded: {exc}") from exc
+    try:
+        response = k8s_client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=selector,
+                                                                 _preload_content=False)
+        return json.loads(response.data).get("items", [])
+    except k8s_client.exceptions.ApiException as exc:
+        raise TunnelError(f"listing pods in namespace {namespace!r} (selector {selector!r}) failed: {exc.status} "
+                          f"{exc.reason} — check the kubeconfig's credentials and that they may list pods and "
+                          "get/create pods/portforward there") from exc
+    finally:
+        api.close()
+
+
 def url_port(url):
     """The port of http(s)://host:port/... or host:port (80/443 for http/https without one)."""
     parts = urlsplit(url if "://" in url else "//" + url)
@@ -94,12 +112,18 @@ def _close(sock):
 
 
 class KubeTunnel:
-    """with KubeTunnel(kubeconfig, context, namespace, selector, [8000, 8002]) as t: t.ports[8000] -> local port."""
+    """with KubeTunnel(kubeconfig, context, namespace, selector, [8000, 8002]) as t: t.ports[8000] -> local port.
 
-    def __init__(self, kubeconfig, context, namespace, selector, remote_ports, wait_s=0, sleep=time.sleep):
+    pod names the pod to forward to (the rollout opens one tunnel per pod); without it a Ready pod matching
+    the selector is picked.
+    """
+
+    def __init__(self, kubeconfig, context, namespace, selector, remote_ports, wait_s=0, sleep=time.sleep,
+                 pod=None):
         self.kubeconfig, self.context, self.namespace, self.selector = kubeconfig, context, namespace, selector
         self.remote_ports = sorted(set(int(p) for p in remote_ports))
         self.wait_s, self.sleep = wait_s, sleep
+        self._named_pod = pod
         self.pod = None
         self.ports = {}  # remote port -> local port
         self.connections = 0
@@ -142,7 +166,7 @@ class KubeTunnel:
                               f"cannot be loaded: {exc}") from exc
         self._core = k8s_client.CoreV1Api(self._api)
         try:
-            self.pod = self.find_pod()
+            self.pod = self._named_pod or self.find_pod()
             for remote in self.remote_ports:
                 listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 listener.bind(("127.0.0.1", 0))

@@ -284,6 +284,27 @@ def infer(client, protocol, model, version, inputs, output_names, timeout=None):
     return {name: result.as_numpy(name) for name in output_names}
 
 
+def infer_with_version(client, model, version, inputs, output_names):
+    """(outputs, the model version that answered) over HTTP: the rollout counts which version serves.
+
+    client is a TritonServer (every call bounded) or a bare HTTP tritonclient client.
+    """
+    request_inputs = []
+    for name, array in inputs.items():
+        tensor = triton_http.InferInput(name, list(array.shape), {
+            np.dtype(np.float32): "FP32", np.dtype(np.float64): "FP64", np.dtype(np.int32): "INT32",
+            np.dtype(np.int64): "INT64", np.dtype(np.float16): "FP16", np.dtype(np.int8): "INT8",
+            np.dtype(np.uint8): "UINT8", np.dtype(np.bool_): "BOOL"}[array.dtype])
+        tensor.set_data_from_numpy(array)
+        request_inputs.append(tensor)
+    outputs = [triton_http.InferRequestedOutput(name) for name in output_names]
+    if isinstance(client, TritonServer):
+        result = client.call("infer", model, request_inputs, model_version=version or "", outputs=outputs)
+    else:
+        result = client.infer(model, request_inputs, model_version=version or "", outputs=outputs)
+    return {name: result.as_numpy(name) for name in output_names}, str(result.get_response().get("model_version", ""))
+
+
 def compare_outputs(actual, expected, atol, rtol):
     """Return (report, problems) comparing output arrays elementwise with tolerance."""
     report, problems = {}, []

@@ -66,18 +66,27 @@ def test_role_uploads_nothing_when_a_config_is_corrupt(ansible, fake_gcs, tmp_pa
 
 
 def test_role_syncs_then_reports_nothing_to_do(ansible, fake_gcs):
+    """The configurations are model_rollout's (pinned to verified versions): gcs_models uploads the rest."""
     ev = {"src": str(REPO / "model_repository"), "bucket": "role-models", "endpoint": fake_gcs.url}
     first = ansible(ROLE_PLAY, extra_vars=ev)
     assert first.rc == 0, first.stdout[-3000:]
-    assert fake_gcs.names("role-models", "triton/") == [
-        "triton/model_repository/fil/1/xgboost.json",
-        "triton/model_repository/fil/config.pbtxt",
-        "triton/model_repository/fil/configs/cpu.pbtxt",
-    ]
+    assert fake_gcs.names("role-models", "triton/") == ["triton/model_repository/fil/1/xgboost.json"]
     fake_gcs.mark()
     second = ansible(ROLE_PLAY, extra_vars=ev)
     assert second.rc == 0 and second.changed == 0
     assert fake_gcs.uploads() == [] and fake_gcs.writes() == []
+
+
+def test_without_the_rollout_the_role_uploads_the_configurations_too(ansible, fake_gcs):
+    ev = {"src": str(REPO / "model_repository"), "bucket": "role-models-all", "endpoint": fake_gcs.url,
+          "triton_fil_model_rollout": False}
+    run = ansible(ROLE_PLAY, extra_vars=ev)
+    assert run.rc == 0, run.stdout[-3000:]
+    assert fake_gcs.names("role-models-all", "triton/") == [
+        "triton/model_repository/fil/1/xgboost.json",
+        "triton/model_repository/fil/config.pbtxt",
+        "triton/model_repository/fil/configs/cpu.pbtxt",
+    ]
 
 
 MIGRATE_PLAY = """

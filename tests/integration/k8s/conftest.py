@@ -28,6 +28,8 @@ VARIANTS = {
         "target_type": "AverageValue", "target": "4"}},
     "autoscaling-off": {"triton_helm_autoscaling_enabled": False, "triton_helm_min_replicas": 2,
                         "triton_helm_max_replicas": 2},
+    "rollout-off": {"triton_fil_model_rollout": False},
+    "served-models": {"triton_fil_served_models": ["churn", "fil"]},
 }
 
 

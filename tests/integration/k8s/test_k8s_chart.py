@@ -142,6 +142,20 @@ def test_tritonserver_runs_through_the_image_entrypoint(rendered_values):
     assert container["args"][0] == "tritonserver" and container["args"][1].startswith("--model-repository=gs://")
 
 
+def test_models_load_explicitly_so_new_versions_need_no_restart(rendered_values, variant_values):
+    """--model-control-mode=explicit with one --load-model per served model; without the rollout, Triton's default."""
+    def args(values_file):
+        return one(template(values_file), "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+
+    dev = args(rendered_values["dev"]["dev-us-central1"])
+    assert "--model-control-mode=explicit" in dev
+    assert [a for a in dev if a.startswith("--load-model=")] == ["--load-model=fil"]
+    served = args(variant_values["served-models"])
+    assert [a for a in served if a.startswith("--load-model=")] == ["--load-model=churn", "--load-model=fil"]
+    off = args(variant_values["rollout-off"])
+    assert "--model-control-mode=none" in off and not [a for a in off if a.startswith("--load-model")]
+
+
 def test_chart_digest_makes_template_changes_a_values_change(rendered_values):
     """kubernetes.core.helm without helm-diff upgrades only when values or the chart version differ."""
     digests = {yaml.safe_load(path.read_text())["chartDigest"]

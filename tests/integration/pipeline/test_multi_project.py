@@ -38,7 +38,7 @@ def inventory(tmp_path, envs, **overrides):
         }
     common = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}",
               "triton_fil_target": "local", "gcp_auth_kind": "anonymous", "verify_timeout": 180,
-              "verify_load_duration": 1}
+              "verify_load_duration": 1, "model_rollout_config_name": "cpu"}
     path = tmp_path / "hosts.yml"
     path.write_text(yaml.safe_dump({"triton_fil": {"vars": common, "hosts": hosts}}))
     return path
@@ -55,7 +55,10 @@ def test_both_projects_converge_then_rerun_changes_nothing(two_stacks, tmp_path)
     assert first.rc == 0, first.stdout[-3000:]
     for name in ("proj-a", "proj-b"):
         sync = first.result("Sync the model repository to the bucket", name)
-        assert sync["url"] == f"gs://{name}-models/triton/model_repository" and sync["uploaded"] == 3
+        # The version file; the rollout publishes the two configurations (no server serves yet).
+        assert sync["url"] == f"gs://{name}-models/triton/model_repository" and sync["uploaded"] == 1
+        assert len(first.result("Roll the model repository out to the serving Triton servers (candidate checked, "
+                                "then switched)", name)["uploaded"]) == 2
         assert first.result("Verify inference against the reference", name)["inference"]["matched"] is True
     lines = summary(first)
     assert lines["proj-a"].startswith("proj-a: VERIFIED at http://127.0.0.1:")

@@ -8,9 +8,14 @@ fake-gcs-server's and the registry's access logs, and the API server's audit log
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+
 import pytest
 
 from rehearsal_lib import control, kube_client, site, summary
+from testlib import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.rehearsal]
 
@@ -144,3 +149,35 @@ def test_a_token_kubeconfig_authenticates_the_deployer_by_email(rehearsal, conve
                        extra_vars={"path": str(tmp_path / "token.yaml")})
     assert run.rc == 0, run.stdout[-3000:]
     assert run.result("pods")["resources"], "the deployer lists the Triton pods with its token"
+
+
+ROLLOUT_TASK = "Roll the model repository out to the serving Triton servers (candidate checked, then switched)"
+
+
+def test_a_new_version_rolls_out_through_each_pods_tunnel_then_back(rehearsal, converged, tmp_path):
+    """Version 2 (generate.py --trees 300) reaches every Ready Triton pod through its own port-forward through
+    the real API server, checked as a candidate and switched while clients send requests; the run's summary
+    reports it. Rolling the sample back to version 1 leaves the deployment as the other tests found it."""
+    repo = tmp_path / "model_repository"
+    shutil.copytree(REPO / "model_repository", repo, ignore=shutil.ignore_patterns("generate.py", "__pycache__"))
+    made = subprocess.run([sys.executable, str(REPO / "model_repository" / "generate.py"), "--trees", "300",
+                           "--version", "2", "--dest", str(repo)], capture_output=True, text=True, check=False)
+    assert made.returncode == 0, made.stderr
+    run = site(rehearsal, extra_vars={"gcs_models_src": str(repo),
+                                      "verify_reference_file": str(repo / "fil_reference.json")})
+    assert run.rc == 0, run.stdout[-5000:]
+    result = run.result(ROLLOUT_TASK)
+    fil = result["models"]["fil"]
+    assert fil["action"] == "rollout" and fil["desired"] == [2], fil
+    pods = [s for s in result["servers"] if s["name"].startswith("triton/triton-fil-")]
+    assert pods and len(pods) == len(result["servers"]) and all(s["via"] == "tunnel" for s in pods), result["servers"]
+    assert set(fil["candidate"]) == set(fil["switch"]) == {s["name"] for s in pods}
+    assert all(c["matched"] and c["answered_by"] == "2" for c in fil["candidate"].values())
+    assert fil["traffic"]["failed"] == 0 and fil["traffic"]["requests"] > 0, fil["traffic"]
+    assert summary(run).endswith(f"rolled out fil: [1] -> [2] on {len(pods)} server(s), 0 of "
+                                 f"{fil['traffic']['requests']} requests failed during the switch")
+
+    back = site(rehearsal)
+    assert back.rc == 0, back.stdout[-5000:]
+    assert back.result(ROLLOUT_TASK)["models"]["fil"]["action"] == "rollout"
+    assert summary(back).startswith(summary(converged) + "; rolled out fil: [2] -> [1]")

@@ -58,6 +58,12 @@ spec:
             - --allow-metrics=true
             - --allow-gpu-metrics=true
             - --log-verbose={{ .Values.server.logVerbose }}
+            - --model-control-mode={{ .Values.server.modelControlMode }}
+            {{- if eq .Values.server.modelControlMode "explicit" }}
+            {{- range .Values.server.loadModels }}
+            - --load-model={{ . }}
+            {{- end }}
+            {{- end }}
             {{- range .Values.server.extraArgs }}
             - {{ . | quote }}
             {{- end }}
