@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 import urllib.request
@@ -101,8 +102,10 @@ def role(env, name, tmp_path, identity="creator", **extra):
 def helm(env, *args, binary=HELM3):
     """helm as the cluster's creator; its stdout."""
     path, context = kubeconfig_of(env, "creator")
+    # The environment of the tests besides the stack's: without HOME, helm's discovery cache
+    # ($HOME/.kube/cache) would land in the working directory.
     proc = subprocess.run([str(binary), "--kubeconfig", str(path), "--kube-context", context, *args],
-                          capture_output=True, text=True, env=env, check=True, timeout=120)
+                          capture_output=True, text=True, env={**os.environ, **env}, check=True, timeout=120)
     return proc.stdout
 
 
