@@ -293,8 +293,8 @@ class Supervisor:
         tmp.write_text(json.dumps(env, indent=2))
         tmp.replace(self.run_dir / "env.json")
         log(f"fake-gcs-server at {gcs_url}; {self.replicas} tritonserver(s) wait for gs://{self.bucket}/{self.prefix}")
-        replicas = [threading.Thread(target=self._supervise_triton, args=(index, backend_dir, replica_ports, gcs_url,
-                                                                         triton_env), daemon=True)
+        replicas = [threading.Thread(target=self._supervise_triton,
+                                     args=(index, backend_dir, replica_ports, gcs_url, triton_env), daemon=True)
                     for index, replica_ports in enumerate(all_ports)]
         for thread in replicas:
             thread.start()

@@ -49,9 +49,10 @@ import tempfile
 import threading
 import time
 import urllib.error
-import urllib.request
 from contextlib import ExitStack
 from urllib.parse import quote
+
+from ansible.module_utils.urls import ConnectionError as UrlsConnectionError, open_url
 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.sync import execute_plan, plan_sync
@@ -345,14 +346,15 @@ class Target:
 
     def call(self, method, path, body=None, timeout=None):
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"{self.url}/{path}", data=data, method=method,
-                                         headers={"Content-Type": "application/json"} if data else {})
         try:
-            with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:  # noqa: S310
+            with open_url(f"{self.url}/{path}", data=data, method=method, timeout=timeout or self.timeout,
+                          headers={"Content-Type": "application/json"} if data else {}) as response:
                 text = response.read().decode("utf-8", "replace")
                 status = response.status
         except urllib.error.HTTPError as exc:
             text, status = exc.read().decode("utf-8", "replace"), exc.code
+        except UrlsConnectionError as exc:  # callers handle an unreachable server as an OSError
+            raise OSError(f"{method} {self.url}/{path}: {exc}") from exc
         self.calls.append((method, path, status))
         try:
             payload = json.loads(text) if text else {}
@@ -884,6 +886,7 @@ def _rollout_one(bucket, targets, local, plan, params, entry, result):
     }
     if entry["traffic"]["failed"]:
         first = next(r["first_error"] for r in entry["switch"].values() if r["failed"])
-        result["switch_warnings"].append(f"{local.name}: {versions} serves and answers like its reference on every server, "
-                                  f"but {entry['traffic']['failed']} of {entry['traffic']['requests']} requests failed "
-                                  f"during the switch (first: {first})")
+        result["switch_warnings"].append(
+            f"{local.name}: {versions} serves and answers like its reference on every server, "
+            f"but {entry['traffic']['failed']} of {entry['traffic']['requests']} requests failed "
+            f"during the switch (first: {first})")

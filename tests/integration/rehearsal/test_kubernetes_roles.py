@@ -19,6 +19,7 @@ from testlib import REPO, run_playbook
 
 pytestmark = [pytest.mark.slow, pytest.mark.rehearsal]
 
+
 def test_gpu_drivers_installs_on_a_pool_without_gke_drivers(rehearsal, converged, tmp_path):
     """daemonset mode: the pinned installer is scheduled onto the driverless pool's nodes (its affinity skips
     nodes whose drivers GKE manages), and the GPUs appear once it runs there."""

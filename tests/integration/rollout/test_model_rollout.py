@@ -124,7 +124,7 @@ def test_check_mode_shows_what_would_load_where_and_writes_nothing(two_servers, 
     result = run.result("rollout")
     assert result["changed"] is True and result["repository_calls"] == []
     assert result["models"]["fil"]["servers"] == {"triton-0": {"before": [1], "after": [2]},
-                                                 "triton-1": {"before": [1], "after": [2]}}
+                                                  "triton-1": {"before": [1], "after": [2]}}
     assert "triton-0: [1] -> [2]; triton-1: [1] -> [2]" in result["plan"][0]
     assert result["diff"]["before"].startswith("triton-0: fil [1]\ntriton-1: fil [1]\n")
     assert f"{PREFIX}/fil/2/xgboost.json" in result["diff"]["after"]
