@@ -42,6 +42,12 @@ class AnsibleRun:
         for play in self.data.get("plays", []):
             yield from play.get("tasks", [])
 
+    def changed_tasks(self):
+        """(host, task name, the result without its bulkiest keys) of every task that reported changed."""
+        bulky = ("stdout", "stdout_lines", "stderr_lines", "invocation")
+        return [(hostname, task["task"]["name"], {k: v for k, v in result.items() if k not in bulky})
+                for task in self.tasks() for hostname, result in task["hosts"].items() if result.get("changed")]
+
     def results(self, task_name, host=None):
         """Every host's result of the tasks whose name is or ends with task_name."""
         found = []

@@ -228,7 +228,7 @@ def test_tags_preflight_on_the_local_inventory(fake_gcs, tmp_path):
     run = run_playbook(SITE, inventory=REPO / "inventories" / "local", env=env, tags="preflight")
     assert run.rc == 0, run.stdout[-3000:]
     result = run.result(PREFLIGHT_TASK, "local")
-    assert result["roles"] == ["gcs_models", "verify"] and result["target"] == "local"
+    assert result["roles"] == ["gcs_models", "model_rollout", "verify"] and result["target"] == "local"
     assert tasks_after_the_preflight(run) == []
     assert fake_gcs.requests() == []
 
@@ -249,7 +249,7 @@ def test_kubernetes_target_checks_the_kubeconfig_and_the_kubernetes_roles(gke, c
     run = run_playbook(SITE, inventory=write_inventory(tmp_path, common, hosts), tags="preflight")
     good = run.result(PREFLIGHT_TASK, "kube-good")
     assert not good.get("failed"), good.get("msg")
-    assert good["roles"] == ["gcs_models", "gpu_drivers", "triton_helm", "verify"]
+    assert good["roles"] == ["gcs_models", "gpu_drivers", "model_rollout", "triton_helm", "verify"]
     assert sorted(good["live"]["services"]) == ["storage.googleapis.com"]  # no metrics adapter unless enabled
     (context,) = run.result(PREFLIGHT_TASK, "kube-wrong-context")["problems"]
     assert context == f"triton_fil_kube_context: 'gke_prod' is not a context of {kubeconfig} — use one of: onprem"

@@ -92,11 +92,25 @@ def role(env, name, tmp_path, identity="creator", **extra):
     path, context = kubeconfig_of(env, identity)
     # The facts of gke_cluster that the chart values read (site.yml's run sets them), so a role run here
     # renders the same values and leaves the release as site.yml made it.
+    # The same holds for model_rollout's: the models Triton loads at start, as site.yml's release names them.
     cluster = {"name": "triton-fil", "location": "us-central1-a", "project": env["TRITON_FIL_PROJECT"]}
+    facts = {"triton_fil_cluster": cluster}
+    served = served_models(env)
+    if served:
+        facts["triton_fil_served_models"] = served
     return run_playbook(ROLE_PLAY.replace("ROLE", name), inventory=INVENTORY, tmp_path=tmp_path,
                         env={**env, "TRITON_FIL_REHEARSAL_IDENTITY": identity},
-                        extra_vars={"kubeconfig": str(path), "context": context, "triton_fil_cluster": cluster,
-                                    **extra})
+                        extra_vars={"kubeconfig": str(path), "context": context, **facts, **extra})
+
+
+def served_models(env):
+    """The --load-model names of site.yml's Triton release, or [] before it exists."""
+    import kubernetes  # pylint: disable=import-outside-toplevel
+    try:
+        container = deployment(env).spec.template.spec.containers[0]
+    except kubernetes.client.ApiException:
+        return []
+    return [a.split("=", 1)[1] for a in container.args if a.startswith("--load-model=")]
 
 
 def helm(env, *args, binary=HELM3):
