@@ -340,6 +340,24 @@ def percentile(sorted_values, pct):
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (k - low)
 
 
+def load_summary(latencies, errors, elapsed, inputs, concurrency):
+    """The load phase's result fields from its request latencies (seconds) and errors (the python engine's)."""
+    latencies = sorted(latencies)
+    rows = next(iter(inputs.values())).shape[0] if inputs else 1
+
+    def ms(value):
+        return None if value is None else round(value * 1000.0, 3)
+
+    return {
+        "engine": "python", "concurrency": concurrency, "duration_s": round(elapsed, 3), "requests": len(latencies),
+        "errors": len(errors), "first_error": errors[0] if errors else None,
+        "throughput_rps": round(len(latencies) / elapsed, 2) if elapsed > 0 else 0.0,
+        "rows_per_s": round(len(latencies) * rows / elapsed, 2) if elapsed > 0 else 0.0,
+        "latency_ms": {"p50": ms(percentile(latencies, 50)), "p90": ms(percentile(latencies, 90)),
+                       "p99": ms(percentile(latencies, 99)), "max": ms(latencies[-1] if latencies else None)},
+    }
+
+
 def load_phase(make, protocol, model, version, inputs, output_names, concurrency, duration_s,
                clock=time.perf_counter, timeout=None):
     """N workers, each with its own client, send the reference request until the duration ends.
@@ -377,20 +395,7 @@ def load_phase(make, protocol, model, version, inputs, output_names, concurrency
     for thread in threads:
         thread.join(duration_s + (timeout or 60) + 5)
     elapsed = clock() - started
-    latencies.sort()
-    rows = next(iter(inputs.values())).shape[0] if inputs else 1
-
-    def ms(value):
-        return None if value is None else round(value * 1000.0, 3)
-
-    return {
-        "engine": "python", "concurrency": concurrency, "duration_s": round(elapsed, 3), "requests": len(latencies),
-        "errors": len(errors), "first_error": errors[0] if errors else None,
-        "throughput_rps": round(len(latencies) / elapsed, 2) if elapsed > 0 else 0.0,
-        "rows_per_s": round(len(latencies) * rows / elapsed, 2) if elapsed > 0 else 0.0,
-        "latency_ms": {"p50": ms(percentile(latencies, 50)), "p90": ms(percentile(latencies, 90)),
-                       "p99": ms(percentile(latencies, 99)), "max": ms(latencies[-1] if latencies else None)},
-    }
+    return load_summary(latencies, errors, elapsed, inputs, concurrency)
 
 
 METRIC_LINE = re.compile(r'^(nv_inference_[a-z_]+)\{([^}]*)\}\s+([0-9.eE+-]+)$')
@@ -653,17 +658,4 @@ def http_load_phase(url, model, version, inputs, output_names, concurrency, dura
     else:
         asyncio.run(run())
     elapsed = clock() - started
-    latencies.sort()
-    rows = next(iter(inputs.values())).shape[0] if inputs else 1
-
-    def ms(value):
-        return None if value is None else round(value * 1000.0, 3)
-
-    return {
-        "engine": "python", "concurrency": concurrency, "duration_s": round(elapsed, 3), "requests": len(latencies),
-        "errors": len(errors), "first_error": errors[0] if errors else None,
-        "throughput_rps": round(len(latencies) / elapsed, 2) if elapsed > 0 else 0.0,
-        "rows_per_s": round(len(latencies) * rows / elapsed, 2) if elapsed > 0 else 0.0,
-        "latency_ms": {"p50": ms(percentile(latencies, 50)), "p90": ms(percentile(latencies, 90)),
-                       "p99": ms(percentile(latencies, 99)), "max": ms(latencies[-1] if latencies else None)},
-    }
+    return load_summary(latencies, errors, elapsed, inputs, concurrency)
