@@ -261,18 +261,26 @@ def to_arrays(tensors):
     return arrays
 
 
-def infer(client, protocol, model, version, inputs, output_names, timeout=None):
-    """One inference; client is a TritonServer (every call bounded) or a bare tritonclient client."""
-    module = triton_grpc if protocol == "grpc" else triton_http
+TRITON_DATATYPES = {
+    np.dtype(np.float32): "FP32", np.dtype(np.float64): "FP64", np.dtype(np.int32): "INT32",
+    np.dtype(np.int64): "INT64", np.dtype(np.float16): "FP16", np.dtype(np.int8): "INT8",
+    np.dtype(np.uint8): "UINT8", np.dtype(np.bool_): "BOOL"} if HAS_NUMPY else {}
+
+
+def _infer_request(module, inputs, output_names):
+    """(InferInputs, InferRequestedOutputs) of one request, for tritonclient's http or grpc module."""
     request_inputs = []
     for name, array in inputs.items():
-        tensor = module.InferInput(name, list(array.shape), {
-            np.dtype(np.float32): "FP32", np.dtype(np.float64): "FP64", np.dtype(np.int32): "INT32",
-            np.dtype(np.int64): "INT64", np.dtype(np.float16): "FP16", np.dtype(np.int8): "INT8",
-            np.dtype(np.uint8): "UINT8", np.dtype(np.bool_): "BOOL"}[array.dtype])
+        tensor = module.InferInput(name, list(array.shape), TRITON_DATATYPES[array.dtype])
         tensor.set_data_from_numpy(array)
         request_inputs.append(tensor)
-    outputs = [module.InferRequestedOutput(name) for name in output_names]
+    return request_inputs, [module.InferRequestedOutput(name) for name in output_names]
+
+
+def infer(client, protocol, model, version, inputs, output_names, timeout=None):
+    """One inference; client is a TritonServer (every call bounded) or a bare tritonclient client."""
+    request_inputs, outputs = _infer_request(triton_grpc if protocol == "grpc" else triton_http, inputs,
+                                             output_names)
     if isinstance(client, TritonServer):
         result = client.call("infer", model, request_inputs, model_version=version or "", outputs=outputs,
                              timeout=timeout)
@@ -289,15 +297,7 @@ def infer_with_version(client, model, version, inputs, output_names):
 
     client is a TritonServer (every call bounded) or a bare HTTP tritonclient client.
     """
-    request_inputs = []
-    for name, array in inputs.items():
-        tensor = triton_http.InferInput(name, list(array.shape), {
-            np.dtype(np.float32): "FP32", np.dtype(np.float64): "FP64", np.dtype(np.int32): "INT32",
-            np.dtype(np.int64): "INT64", np.dtype(np.float16): "FP16", np.dtype(np.int8): "INT8",
-            np.dtype(np.uint8): "UINT8", np.dtype(np.bool_): "BOOL"}[array.dtype])
-        tensor.set_data_from_numpy(array)
-        request_inputs.append(tensor)
-    outputs = [triton_http.InferRequestedOutput(name) for name in output_names]
+    request_inputs, outputs = _infer_request(triton_http, inputs, output_names)
     if isinstance(client, TritonServer):
         result = client.call("infer", model, request_inputs, model_version=version or "", outputs=outputs)
     else:
