@@ -45,10 +45,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 try:
     from .discovery import Discovery
-    from .google_http import ApiError, FaultQueue, JsonHandler, serve_http, stop_http
+    from .google_http import ApiError, FaultQueue, JsonHandler, serve_apis, stop_apis
 except ImportError:  # run as a script
     from discovery import Discovery  # type: ignore[no-redef]
-    from google_http import ApiError, FaultQueue, JsonHandler, serve_http, stop_http  # type: ignore[no-redef]
+    from google_http import ApiError, FaultQueue, JsonHandler, serve_apis, stop_apis  # type: ignore[no-redef]
 
 APIS = {"compute": "compute.v1", "serviceusage": "serviceusage.v1"}
 COMPUTE_ROOT = "https://www.googleapis.com/compute/v1"
@@ -126,13 +126,10 @@ class ComputeSimulator(FaultQueue):
             self.requests.clear()
 
     def serve(self):
-        for api in APIS:
-            self.servers[api], self.urls[api] = serve_http(type("Handler", (_Handler,), {"sim": self, "api": api}))
-        return self
+        return serve_apis(self, APIS, _Handler)
 
     def close(self):
-        for server in self.servers.values():
-            stop_http(server)
+        stop_apis(self)
 
     # ----------------------------------------------------------------- helpers
     def _project(self, ref):

@@ -98,3 +98,15 @@ def stop_http(server):
     if server is not None:
         server.shutdown()
         server.server_close()
+
+
+def serve_apis(sim, apis, handler):
+    """One loopback server per API of a simulator that answers several (sim.servers, sim.urls by API name)."""
+    for api in apis:
+        sim.servers[api], sim.urls[api] = serve_http(type("Handler", (handler,), {"sim": sim, "api": api}))
+    return sim
+
+
+def stop_apis(sim):
+    for server in sim.servers.values():
+        stop_http(server)

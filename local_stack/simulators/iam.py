@@ -38,10 +38,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 try:
     from .discovery import Discovery
-    from .google_http import ApiError, FaultQueue, JsonHandler, serve_http, stop_http
+    from .google_http import ApiError, FaultQueue, JsonHandler, serve_apis, stop_apis
 except ImportError:  # run as a script
     from discovery import Discovery  # type: ignore[no-redef]
-    from google_http import ApiError, FaultQueue, JsonHandler, serve_http, stop_http  # type: ignore[no-redef]
+    from google_http import ApiError, FaultQueue, JsonHandler, serve_apis, stop_apis  # type: ignore[no-redef]
 
 APIS = {"iam": "iam.v1", "resourcemanager": "cloudresourcemanager.v1", "storage": "storage.v1"}
 STORAGE_REASONS = {400: "invalid", 401: "required", 403: "forbidden", 404: "notFound", 409: "conflict",
@@ -133,13 +133,10 @@ class IamSimulator(FaultQueue):
             self.requests.clear()
 
     def serve(self):
-        for api in APIS:
-            self.servers[api], self.urls[api] = serve_http(type("Handler", (_Handler,), {"sim": self, "api": api}))
-        return self
+        return serve_apis(self, APIS, _Handler)
 
     def close(self):
-        for server in self.servers.values():
-            stop_http(server)
+        stop_apis(self)
 
     # ----------------------------------------------------------------- state
     def _new_policy(self, bindings=None):
