@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,3 +141,29 @@ def run_playbook(playbook, *, inventory=None, extra_vars=None, check=False, diff
             except ValueError:
                 data = {}
     return AnsibleRun(proc.returncode, proc.stdout, proc.stderr, data)
+
+
+@contextmanager
+def silent_listener():
+    """A TCP listener on 127.0.0.1 that accepts connections and never says a word (a server stuck behind a live
+    port); yields its address HOST:PORT."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held, stop = [], threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        listener.close()
+        for conn in held:
+            conn.close()

@@ -7,7 +7,6 @@ message naming the URL, never a traceback.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import textwrap
 import threading
@@ -18,7 +17,7 @@ import pytest
 
 from local_stack.backend_dir import assemble_backend_dir
 from local_stack.stack import REPO, free_port, http_ok, stop_process, tritonserver_binary, wait_for
-from testlib import assert_no_traceback
+from testlib import assert_no_traceback, silent_listener
 
 pytest.importorskip("tritonclient.http")
 pytest.importorskip("tritonclient.grpc")
@@ -51,24 +50,8 @@ def failing(**kwargs):
 @pytest.fixture(scope="module")
 def silent():
     """A TCP listener that accepts connections and never says a word."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    held, stop = [], threading.Event()
-
-    def accept():
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                return
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield f"127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    listener.close()
-    for conn in held:
-        conn.close()
+    with silent_listener() as address:
+        yield address
 
 
 @pytest.fixture(scope="module")

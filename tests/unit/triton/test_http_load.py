@@ -4,7 +4,6 @@ counted with the first one kept, the request built once in the KServe v2 binary 
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import verify as tv
+from testlib import silent_listener
 
 INPUTS = {"input__0": np.arange(16, dtype=np.float32).reshape(2, 8)}
 
@@ -100,24 +100,8 @@ def test_a_closed_port_is_an_error_not_a_hang(concurrency):
 @pytest.fixture()
 def mute():
     """A server that reads requests and never answers (a model stuck in inference behind a live port)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    held, stop = [], threading.Event()
-
-    def accept():
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                return
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    listener.close()
-    for conn in held:
-        conn.close()
+    with silent_listener() as address:
+        yield "http://" + address
 
 
 @pytest.mark.parametrize("concurrency", [1, 3])
