@@ -106,3 +106,32 @@ def test_role_variable_tables_are_current():
     out = subprocess.run([sys.executable, str(REPO / "scripts" / "role_docs.py"), "--check"],
                          capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
+
+
+GOOGLE_CREDENTIALS = ("auth_kind", "service_account_file", "access_token")
+
+
+def google_tasks(tasks, inherited=()):
+    """(task name, credential options it gets) of every gcp-group module task that calls Google, blocks walked
+    with their module_defaults for group/rapids.triton_fil.gcp (a preflight of the rules alone calls nobody)."""
+    group = yaml.safe_load((REPO / "meta" / "runtime.yml").read_text())["action_groups"]["gcp"]
+    for task in tasks or []:
+        defaults = (task.get("module_defaults") or {}).get("group/rapids.triton_fil.gcp") or {}
+        given = tuple(inherited) + tuple(defaults)
+        for key in ("block", "rescue", "always"):
+            yield from google_tasks(task.get(key), given)
+        for module in group:
+            args = task.get(f"rapids.triton_fil.{module}")
+            rules_only = module == "deployment_preflight" and not {"check_credentials", "live_checks"} & set(args or {})
+            if isinstance(args, dict) and not rules_only:
+                yield task.get("name"), set(given) | set(args)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_google_task_gets_the_credentials(role):
+    """The roles pass gcp_auth_kind/gcp_service_account_file/gcp_access_token to every Google module, on the
+    task or once for a block through module_defaults with the gcp action group."""
+    for path in sorted((REPO / "roles" / role / "tasks").glob("*.yml")):
+        for name, options in google_tasks(yaml.safe_load(path.read_text())):
+            missing = [o for o in GOOGLE_CREDENTIALS if o not in options]
+            assert not missing, f"{path.relative_to(REPO)}: task {name!r} does not get {missing}"
