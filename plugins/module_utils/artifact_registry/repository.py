@@ -10,6 +10,7 @@ import time
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.rapids.triton_fil.plugins.module_utils.changes import change, diff_of
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError
 
 DEFAULT_ENDPOINT = "https://artifactregistry.googleapis.com"
@@ -124,7 +125,7 @@ def plan_update(desired, actual, name):
         if want != have:
             patch[field] = desired[field]
             mask.append(path)
-            changes.append({"field": path, "before": have, "after": want})
+            changes.append(change(path, have, want))
     return patch, mask, changes
 
 
@@ -144,14 +145,14 @@ def run_repository(client, params, check_mode):
         if not check_mode:
             client.delete(name)
         return {**result, "changed": True, "repository": actual,
-                "changes": [{"field": "repository", "before": "present", "after": "absent"}],
+                "changes": [change("repository", "present", "absent")],
                 "diff": {"before": {"name": name, "sizeBytes": size}, "after": {}}}
 
     desired = desired_repository(params)
     if actual is None:
         created = {**desired, "name": name} if check_mode else client.create(project, location, repo, desired)
         return {**result, "changed": True, "repository": created,
-                "changes": [{"field": "repository", "before": "absent", "after": "present"}],
+                "changes": [change("repository", "absent", "present")],
                 "diff": {"before": {}, "after": desired}}
     patch, mask, changes = plan_update(desired, actual, name)
     result["registry_uri"] = actual.get("registryUri") or uri
@@ -159,5 +160,4 @@ def run_repository(client, params, check_mode):
         return {**result, "changed": False, "repository": actual, "diff": {"before": {}, "after": {}}}
     after = actual if check_mode else client.patch(name, patch, mask)
     return {**result, "changed": True, "repository": after, "changes": changes,
-            "diff": {"before": {c["field"]: c["before"] for c in changes},
-                     "after": {c["field"]: c["after"] for c in changes}}}
+            "diff": diff_of(changes)}

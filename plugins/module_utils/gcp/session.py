@@ -15,6 +15,7 @@ import os
 import random
 import time
 
+from ansible_collections.rapids.triton_fil.plugins.module_utils.errors import TritonFilError
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.spec import (  # noqa: F401  # pylint: disable=unused-import  # re-exported
     CLOUD_PLATFORM_SCOPE, gcp_argument_spec,
 )
@@ -37,7 +38,7 @@ except ImportError as exc:  # pragma: no cover - reported through missing_requir
     GOOGLE_AUTH_IMPORT_ERROR = exc
 
 
-class GcpError(Exception):
+class GcpError(TritonFilError):
     """A failure with a message fit for fail_json: it names the resource and the fix."""
 
 

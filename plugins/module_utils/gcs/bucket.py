@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from ansible_collections.rapids.triton_fil.plugins.module_utils.changes import change
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError
 
 
@@ -88,5 +89,5 @@ def plan_bucket_update(desired, actual):
             have = default
         if have != want:
             _merge(patch, build(want))
-            changes.append({"field": ".".join(path), "before": have, "after": want})
+            changes.append(change(".".join(path), have, want))
     return patch, changes, unverifiable

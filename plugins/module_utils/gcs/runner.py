@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.rapids.triton_fil.plugins.module_utils.changes import change, diff_of
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.bucket import (
     desired_bucket, plan_bucket_update,
@@ -35,24 +36,22 @@ def run_bucket(client, params, check_mode):
             for obj_name, obj in objects.items():
                 client.delete_object(name, obj_name, obj.get("generation"))
             client.delete_bucket(name)
-        return {"changed": True, "changes": [{"field": "bucket", "before": "present", "after": "absent"}],
+        return {"changed": True, "changes": [change("bucket", "present", "absent")],
                 "unverified": [], "deleted_objects": len(objects), "bucket": actual,
                 "diff": _bucket_diff({"name": name, "objects": len(objects)}, None)}
 
     desired = desired_bucket(params)
     if actual is None:
         after = desired if check_mode else client.create_bucket(params.get("project"), desired)
-        return {"changed": True, "changes": [{"field": "bucket", "before": "absent", "after": "present"}],
+        return {"changed": True, "changes": [change("bucket", "absent", "present")],
                 "unverified": [], "bucket": after, "diff": _bucket_diff(None, desired)}
     patch, changes, unverified = plan_bucket_update(desired, actual)
     if not patch:
         return {"changed": False, "changes": [], "unverified": unverified, "bucket": actual,
                 "diff": _bucket_diff(actual, actual)}
     after = actual if check_mode else client.patch_bucket(name, patch)
-    before_view = {c["field"]: c["before"] for c in changes}
-    after_view = {c["field"]: c["after"] for c in changes}
     return {"changed": True, "changes": changes, "unverified": unverified, "bucket": after,
-            "diff": _bucket_diff(before_view, after_view)}
+            "diff": diff_of(changes)}
 
 
 def run_sync(client, params, check_mode):

@@ -10,6 +10,7 @@ Only the options the user set are compared, so server-side defaults never show u
 
 from __future__ import annotations
 
+from ansible_collections.rapids.triton_fil.plugins.module_utils.changes import change as field_change, diff_of
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError
 
 
@@ -73,17 +74,14 @@ def differs(before, after):
 
 
 def change(field, before, after, action):
-    return {"field": field, "before": before, "after": after, "action": action}
+    """A planned change with the API call that applies it (``action``), stripped by public_changes."""
+    return field_change(field, before, after, action=action)
 
 
 def public_changes(changes):
     """The plan without the internal action payloads, for results and messages."""
     return [{"field": c["field"], "before": c["before"], "after": c["after"],
              "in_place": c["action"] != "recreate"} for c in changes]
-
-
-def diff_view(changes):
-    return ({c["field"]: c["before"] for c in changes}, {c["field"]: c["after"] for c in changes})
 
 
 def refuse_recreate(kind, name, changes):
@@ -148,7 +146,7 @@ class Resource:
 
 
 def _whole(resource, before, after, facts, diff_before, diff_after):
-    return {"changed": True, "changes": [{"field": resource.key, "before": before, "after": after}],
+    return {"changed": True, "changes": [field_change(resource.key, before, after)],
             resource.key: facts, "diff": {"before": diff_before, "after": diff_after}}
 
 
@@ -194,9 +192,8 @@ def converge(resource, check_mode):
         return result
 
     changes = resource.plan(actual)
-    before, after = diff_view(changes)
     result = {"changed": bool(changes), "changes": public_changes(changes), key: resource.facts(actual),
-              "diff": {"before": before, "after": after}}
+              "diff": diff_of(changes)}
     recreate = [c for c in changes if c["action"] == "recreate"]
     if recreate and not params["recreate"]:
         raise GcpError(refuse_recreate(resource.kind, resource.name, recreate))

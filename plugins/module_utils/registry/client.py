@@ -30,6 +30,7 @@ import time
 from urllib.parse import urljoin, urlsplit
 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.backoff import RETRYABLE_STATUS, Backoff
+from ansible_collections.rapids.triton_fil.plugins.module_utils.errors import TritonFilError
 from ansible_collections.rapids.triton_fil.plugins.module_utils.redact import basic_credential, scrub
 from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.auth import (
     pick_challenge, pull_scope, push_scope,
@@ -61,7 +62,7 @@ ACCEPT = ", ".join(MANIFEST_TYPES)
 USER_AGENT = "rapids.triton_fil-registry/1"
 
 
-class RegistryError(Exception):
+class RegistryError(TritonFilError):
     """A failure with a message fit for fail_json: it names the registry, the option and the fix."""
 
 

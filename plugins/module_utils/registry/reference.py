@@ -13,6 +13,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from ansible_collections.rapids.triton_fil.plugins.module_utils.errors import TritonFilError
+
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
@@ -22,7 +24,7 @@ _HOST = re.compile(r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9
                    r"|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$")
 
 
-class InvalidReference(ValueError):
+class InvalidReference(TritonFilError, ValueError):
     """An image reference that cannot be parsed; the message says what is wrong."""
 
 

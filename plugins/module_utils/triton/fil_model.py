@@ -21,6 +21,7 @@ import json
 import os
 import tempfile
 
+from ansible_collections.rapids.triton_fil.plugins.module_utils.errors import TritonFilError
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import model_files, releases
 
 FIL_MODEL_FILES = {
@@ -42,7 +43,7 @@ XGBOOST_OBJECTIVES = ("binary:logistic", "multi:softprob", "multi:softmax")  # p
 THRESHOLD_MARGIN = 1e-3
 
 
-class FilModelError(ValueError):
+class FilModelError(TritonFilError, ValueError):
     """Bad input, named by parameter, with the fix."""
 
 

@@ -21,6 +21,7 @@ import os
 import re
 import tempfile
 
+from ansible_collections.rapids.triton_fil.plugins.module_utils.errors import TritonFilError
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import pbtxt_edit, releases
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.model_files import inspect_model_file
 
@@ -49,7 +50,7 @@ MAX_CONFIG_BYTES = 1024 * 1024
 UNKNOWN_KEYS_SHOWN = 10
 
 
-class ModelRepositoryError(Exception):
+class ModelRepositoryError(TritonFilError):
     """The repository cannot be read at all (missing folder, protobuf unavailable)."""
 
 

@@ -24,13 +24,15 @@ import json
 import os
 import struct
 
+from ansible_collections.rapids.triton_fil.plugins.module_utils.errors import TritonFilError
+
 TREELITE_TASKS = {0: "binary", 1: "regressor", 2: "multiclass", 3: "ranking", 4: "isolation_forest"}
 # The head read for the NUL scan and the header checks.
 HEAD_BYTES = 1024 * 1024
 _CHECKPOINT_HEADER = "<iiiBBQiBBi"
 
 
-class UbjsonError(ValueError):
+class UbjsonError(TritonFilError, ValueError):
     pass
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import re
 
+from ansible_collections.rapids.triton_fil.plugins.module_utils.errors import TritonFilError
+
 _TOKEN = re.compile(r"""
     (?P<ws>\s+)
   | (?P<comment>\#[^\n]*)
@@ -24,7 +26,7 @@ _TOKEN = re.compile(r"""
 """, re.X)
 
 
-class PbtxtEditError(ValueError):
+class PbtxtEditError(TritonFilError, ValueError):
     pass
 
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.rapids.triton_fil.plugins.module_utils.errors import TritonFilError
+
 SERVER_REPO = "https://github.com/triton-inference-server/server"
 FIL_REPO = "https://github.com/triton-inference-server/fil_backend"
 
@@ -194,7 +196,7 @@ DEFAULT_RELEASE = NEWEST
 _TAG_RE = re.compile(r"^(\d{2})\.(\d{2})(?:[-.].*)?$")
 
 
-class ReleaseError(ValueError):
+class ReleaseError(TritonFilError, ValueError):
     """A release or image tag the matrix cannot place."""
 
 

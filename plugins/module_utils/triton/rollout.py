@@ -54,6 +54,7 @@ from urllib.parse import quote
 
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError, open_url
 
+from ansible_collections.rapids.triton_fil.plugins.module_utils.errors import TritonFilError
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.sync import execute_plan, plan_sync
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import pbtxt_edit
@@ -78,11 +79,11 @@ PIN_COMMENT = ("# Served versions, pinned by rapids.triton_fil.triton_model_roll
 CONFIG_MAIN = "config.pbtxt"
 
 
-class RolloutError(Exception):
+class RolloutError(TritonFilError):
     """A problem found before anything was written; the message names the input and the fix."""
 
 
-class RolloutFailed(Exception):
+class RolloutFailed(TritonFilError):
     """A check failed during the rollout; the old versions keep serving. result: what was done."""
 
     def __init__(self, message, result):
@@ -404,7 +405,7 @@ class Target:
         return [f"{m} {p}" for m, p, _s in self.calls if p.endswith(("/load", "/unload"))]
 
 
-class CheckFailed(Exception):
+class CheckFailed(TritonFilError):
     """One server did not load or answer as expected; the message says what differed."""
 
 

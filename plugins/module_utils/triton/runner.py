@@ -8,11 +8,12 @@ from __future__ import annotations
 import shutil
 import tempfile
 
+from ansible_collections.rapids.triton_fil.plugins.module_utils.errors import TritonFilError
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import verify as tv
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.tunnel import KubeTunnel, local_url, url_port
 
 
-class VerifyFailed(Exception):
+class VerifyFailed(TritonFilError):
     def __init__(self, message, result):
         super().__init__(message)
         self.result = result

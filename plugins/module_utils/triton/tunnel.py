@@ -16,6 +16,8 @@ import threading
 import time
 from urllib.parse import urlsplit, urlunsplit
 
+from ansible_collections.rapids.triton_fil.plugins.module_utils.errors import TritonFilError
+
 try:
     from kubernetes import client as k8s_client, config as k8s_config
     from kubernetes.stream import portforward
@@ -26,7 +28,7 @@ except ImportError as exc:  # pragma: no cover
     KUBERNETES_IMPORT_ERROR = exc
 
 
-class TunnelError(Exception):
+class TunnelError(TritonFilError):
     """The tunnel cannot be opened; the message names what is missing and how to fix it."""
 
 

@@ -16,6 +16,8 @@ import urllib.error
 
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError, open_url
 
+from ansible_collections.rapids.triton_fil.plugins.module_utils.errors import TritonFilError
+
 try:
     import numpy as np
     HAS_NUMPY = True
@@ -36,7 +38,7 @@ except ImportError as exc:  # pragma: no cover
         pass
 
 
-class VerifyError(Exception):
+class VerifyError(TritonFilError):
     """A verification failure; the message says what differed and where."""
 
 
@@ -170,7 +172,7 @@ def wait_ready(server, model, version, deadline_s, sleep=time.sleep, clock=time.
         sleep(min(1.0, max(0.0, deadline_s - (clock() - start))))
 
 
-class _ModelMissing(Exception):
+class _ModelMissing(TritonFilError):
     pass
 
 
