@@ -339,11 +339,7 @@ class RegistryClient:
         attempt, reauthed, force = 0, False, False
         scopes = list(scopes)
         while True:
-            sent = dict(headers or {})
-            if authorize and urlsplit(url).netloc == self.host:
-                value = self._authorization(scopes, force=force)
-                if value:
-                    sent["Authorization"] = value
+            sent = self._request_headers(url, headers, authorize, scopes, force)
             force = False
             try:
                 response = self.http.request(method, url, headers=sent, auth=auth, timeout=self.timeout,
@@ -360,33 +356,53 @@ class RegistryClient:
             status = response.status_code
             if status == 401 and authorize and not reauthed and status not in allow:
                 reauthed = True
-                self._learn(response)
-                if self.scheme == "bearer":
-                    wanted = self.challenge.get("scope")
-                    if wanted:
-                        scopes = sorted(set(scopes) | set(wanted.split(" ")))
-                    force = True
-                    continue
-                if self.credentials.present:
-                    continue
-                raise RegistryAuthError(f"{self._where()} requires credentials ({context or urlsplit(url).path}) "
-                                        f"— set {self.credentials.options}")
+                scopes, force = self._reauthorize(response, scopes, url, context)
+                continue
             if status in expected or status in allow:
                 return response
             if status in RETRYABLE_STATUS and retry and attempt < self.max_retries:
                 self.retry.wait(attempt, response)
                 attempt += 1
                 continue
-            detail = self._error_text(response)
-            what = context or f"{method} {urlsplit(url).path}"
-            if status == 401:
-                who = f"user {self.credentials.username!r}" if self.credentials.present else "anonymous access"
-                raise RegistryAuthError(f"{self._where()} rejected {who} for {what} (HTTP 401: {detail}) "
-                                        f"— check {self.credentials.options}")
-            if status == 403:
-                raise RegistryAuthError(f"{self._where()} denied {what} (HTTP 403: {detail}) — the credentials in "
-                                        f"{self.credentials.options} lack permission for this repository")
-            raise RegistryError(f"{self._where()}: {what} answered HTTP {status}: {detail}")
+            raise self._refusal(response, method, url, context)
+
+    def _request_headers(self, url, headers, authorize, scopes, force):
+        """The headers for one attempt: the caller's, plus Authorization when this registry's host is asked."""
+        sent = dict(headers or {})
+        if authorize and urlsplit(url).netloc == self.host:
+            value = self._authorization(scopes, force=force)
+            if value:
+                sent["Authorization"] = value
+        return sent
+
+    def _reauthorize(self, response, scopes, url, context):
+        """After a first 401: learn the challenge and return the (scopes, force a new token) to retry with.
+
+        Raises RegistryAuthError when there is nothing to retry with (basic auth, no credentials)."""
+        self._learn(response)
+        if self.scheme == "bearer":
+            wanted = self.challenge.get("scope")
+            if wanted:
+                scopes = sorted(set(scopes) | set(wanted.split(" ")))
+            return scopes, True
+        if self.credentials.present:
+            return scopes, False
+        raise RegistryAuthError(f"{self._where()} requires credentials ({context or urlsplit(url).path}) "
+                                f"— set {self.credentials.options}")
+
+    def _refusal(self, response, method, url, context):
+        """The error for a final answer that is neither expected nor allowed."""
+        status = response.status_code
+        detail = self._error_text(response)
+        what = context or f"{method} {urlsplit(url).path}"
+        if status == 401:
+            who = f"user {self.credentials.username!r}" if self.credentials.present else "anonymous access"
+            return RegistryAuthError(f"{self._where()} rejected {who} for {what} (HTTP 401: {detail}) "
+                                     f"— check {self.credentials.options}")
+        if status == 403:
+            return RegistryAuthError(f"{self._where()} denied {what} (HTTP 403: {detail}) — the credentials in "
+                                     f"{self.credentials.options} lack permission for this repository")
+        return RegistryError(f"{self._where()}: {what} answered HTTP {status}: {detail}")
 
     def request(self, method, path, *, scopes, expected=(200,), allow=(), retry=True, context=None, **kwargs):
         self.ping()

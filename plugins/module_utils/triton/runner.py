@@ -49,16 +49,10 @@ def run_verify(params):
     url = params["url"]
     result = {"server": {"url": url, "protocol": params["protocol"]}}
     load = params.get("load")
-    if load and load["concurrency"] < 1:
-        raise VerifyFailed(f"load.concurrency ({load['concurrency']}) must be at least 1", result)
-    if load and load["duration"] <= 0:
-        raise VerifyFailed(f"load.duration ({load['duration']}) must be positive", result)
-    reference = None
-    if params.get("reference_file"):
-        try:
-            reference = tv.load_reference(params["reference_file"])
-        except tv.VerifyError as exc:
-            raise VerifyFailed(str(exc), result) from exc
+    problem = _load_problem(load)
+    if problem:
+        raise VerifyFailed(problem, result)
+    reference = _reference(params, result)
     timeout = params["timeout"]
     if timeout <= 0:
         raise VerifyFailed(f"timeout ({timeout}) must be a positive number of seconds", result)
@@ -74,6 +68,25 @@ def run_verify(params):
     return result
 
 
+def _load_problem(load):
+    """What is wrong with the load settings (None when they are absent or fine)."""
+    if load and load["concurrency"] < 1:
+        return f"load.concurrency ({load['concurrency']}) must be at least 1"
+    if load and load["duration"] <= 0:
+        return f"load.duration ({load['duration']}) must be positive"
+    return None
+
+
+def _reference(params, result):
+    """The parsed reference_file, or None when none is given."""
+    if not params.get("reference_file"):
+        return None
+    try:
+        return tv.load_reference(params["reference_file"])
+    except tv.VerifyError as exc:
+        raise VerifyFailed(str(exc), result) from exc
+
+
 def _verify(params, reference, load, result):
     protocol, url, model, version = params["protocol"], params["url"], params["model"], params["model_version"]
     timeout = params["timeout"]
@@ -81,36 +94,11 @@ def _verify(params, reference, load, result):
     try:
         result["server"]["waited_s"] = tv.wait_ready(server, model, version, timeout)
         result["server"]["version"] = server.server_metadata().get("version")
-        try:
-            metadata = tv.normalize_metadata(server.call("get_model_metadata", model, version))
-        except tv.InferenceServerException as exc:
-            raise VerifyFailed(f"{url}: model {model!r}: {exc}", result) from exc
-        result["metadata"] = {kind: {name: {"datatype": d, "shape": s} for name, (d, s) in metadata[kind].items()}
-                              for kind in ("inputs", "outputs")}
-        if params.get("expected_config"):
-            problems = tv.compare_metadata(metadata, params["expected_config"])
-            if problems:
-                raise VerifyFailed(f"model {model!r} metadata differs from its config: " + "; ".join(problems), result)
-
+        _check_metadata(server, params, result)
         if reference is not None:
-            atol = params["atol"] if params.get("atol") is not None else float(reference.get("atol", 1e-5))
-            rtol = params["rtol"] if params.get("rtol") is not None else float(reference.get("rtol", 1e-4))
-            inputs, expected = tv.to_arrays(reference["inputs"]), tv.to_arrays(reference["outputs"])
-            try:
-                actual = tv.infer(server, protocol, model, version, inputs, list(expected))
-            except tv.InferenceServerException as exc:
-                raise VerifyFailed(f"inference on model {model!r} failed: {exc}", result) from exc
-            except tv.VerifyError as exc:
-                raise VerifyFailed(f"inference on model {model!r}: {exc} — the model hangs or is overloaded; raise "
-                                   "timeout or read the server log", result) from exc
-            report, problems = tv.compare_outputs(actual, expected, atol, rtol)
-            result["inference"] = {"rows": int(next(iter(inputs.values())).shape[0]), "atol": atol, "rtol": rtol,
-                                   "outputs": report, "matched": not problems}
-            if problems:
-                raise VerifyFailed(f"model {model!r} answered differently from the reference: " + "; ".join(problems),
-                                   result)
+            inputs, output_names = _check_inference(server, params, reference, result)
             if load:
-                result["load"] = _load(load, protocol, url, model, version, inputs, list(expected), result, timeout)
+                result["load"] = _load(load, protocol, url, model, version, inputs, output_names, result, timeout)
                 if result["load"]["errors"]:
                     raise VerifyFailed(f"load phase: {result['load']['errors']} requests failed, first: "
                                        f"{result['load']['first_error']}", result)
@@ -123,6 +111,43 @@ def _verify(params, reference, load, result):
             result["metrics"] = tv.scrape_metrics(params["metrics_url"], model, timeout=timeout)
         except tv.VerifyError as exc:
             raise VerifyFailed(str(exc), result) from exc
+
+
+def _check_metadata(server, params, result):
+    """The metadata phase: record the model's inputs/outputs and compare them with expected_config."""
+    url, model, version = params["url"], params["model"], params["model_version"]
+    try:
+        metadata = tv.normalize_metadata(server.call("get_model_metadata", model, version))
+    except tv.InferenceServerException as exc:
+        raise VerifyFailed(f"{url}: model {model!r}: {exc}", result) from exc
+    result["metadata"] = {kind: {name: {"datatype": d, "shape": s} for name, (d, s) in metadata[kind].items()}
+                          for kind in ("inputs", "outputs")}
+    if params.get("expected_config"):
+        problems = tv.compare_metadata(metadata, params["expected_config"])
+        if problems:
+            raise VerifyFailed(f"model {model!r} metadata differs from its config: " + "; ".join(problems), result)
+
+
+def _check_inference(server, params, reference, result):
+    """The reference inference phase; returns the (inputs, output names) the load phase sends again."""
+    protocol, model, version = params["protocol"], params["model"], params["model_version"]
+    atol = params["atol"] if params.get("atol") is not None else float(reference.get("atol", 1e-5))
+    rtol = params["rtol"] if params.get("rtol") is not None else float(reference.get("rtol", 1e-4))
+    inputs, expected = tv.to_arrays(reference["inputs"]), tv.to_arrays(reference["outputs"])
+    try:
+        actual = tv.infer(server, protocol, model, version, inputs, list(expected))
+    except tv.InferenceServerException as exc:
+        raise VerifyFailed(f"inference on model {model!r} failed: {exc}", result) from exc
+    except tv.VerifyError as exc:
+        raise VerifyFailed(f"inference on model {model!r}: {exc} — the model hangs or is overloaded; raise "
+                           "timeout or read the server log", result) from exc
+    report, problems = tv.compare_outputs(actual, expected, atol, rtol)
+    result["inference"] = {"rows": int(next(iter(inputs.values())).shape[0]), "atol": atol, "rtol": rtol,
+                           "outputs": report, "matched": not problems}
+    if problems:
+        raise VerifyFailed(f"model {model!r} answered differently from the reference: " + "; ".join(problems),
+                           result)
+    return inputs, list(expected)
 
 
 def run_verify_via_tunnel(params):
