@@ -88,129 +88,23 @@ class ActionModule(ActionBase):
         given = dict(args.pop("settings", None) or {})
         templar = self._templar.copy_with_new_env(available_variables=task_vars)
 
-        target = args.get("target") or given.get("triton_fil_target")
-        if not target:
-            try:
-                target = self._template(templar, task_vars.get("triton_fil_target", DEFAULT_TARGET))
-            except AnsibleError as exc:
-                return dict(result, failed=True, msg=f"deployment_preflight: triton_fil_target cannot be read: {exc}")
-        if target not in TARGETS:
-            return dict(result, failed=True, problems=[
-                f"triton_fil_target: {target!r} is not a deployment target — use one of: {', '.join(TARGETS)}"],
-                msg=f"deployment_preflight: triton_fil_target {target!r} is not one of {', '.join(TARGETS)} — "
-                    "nothing was changed")
-
-        switches = {}
-        for variable, _defaults in OPTIONAL_ROLES.values():
-            if variable in given:
-                switches[variable] = given[variable]
-            elif variable in task_vars:
-                try:
-                    switches[variable] = self._template(templar, task_vars[variable])
-                except AnsibleError:
-                    switches[variable] = None
-        roles = list(args.pop("roles", None) or roles_for(target, switches))
+        target, failure = self._target(args, given, task_vars, templar)
+        if failure:
+            return dict(result, failed=True, **failure)
+        roles = list(args.pop("roles", None) or roles_for(target, self._switches(given, task_vars, templar)))
         later = later_facts(roles)
 
-        # variable -> {message: [roles whose spec says so]}; the raw value of each variable (what it mentions).
-        problems, values, sources, secrets, raws = {}, {}, {}, set(), {}
-        missing_required = {}
-
-        def add(variable, message, role=None):
-            problems.setdefault(variable, {}).setdefault(message, [])
-            if role and role not in problems[variable][message]:
-                problems[variable][message].append(role)
-
-        for role in roles:
-            options = self._spec(role)
-            defaults = self._load(os.path.join(ROLES_DIR, role, "defaults", "main.yml"))
-            role_templar = self._templar.copy_with_new_env(available_variables=combine_vars(defaults, task_vars))
-            for name, option in options.items():
-                if option.get("no_log"):
-                    secrets.add(name)
-                if name in given:
-                    raw, source = given[name], "inventory"
-                elif name in later:
-                    sources.setdefault(name, "later")
-                    continue
-                elif name in task_vars:
-                    raw, source = task_vars[name], "inventory"
-                elif name in defaults:
-                    raw, source = defaults[name], "default"
-                else:
-                    if option.get("required"):
-                        missing_required.setdefault(name, []).append(role)
-                    continue
-                raws.setdefault(name, raw)
-                if _mentions(raw, later):
-                    sources.setdefault(name, "later")
-                    continue
-                try:
-                    value = self._template(role_templar, raw)
-                except AnsibleUndefinedVariable as exc:
-                    found = UNDEFINED_RE.search(str(exc))
-                    undefined = found.group(1) if found else None
-                    if undefined in later:
-                        sources.setdefault(name, "later")
-                    elif undefined:
-                        missing_required.setdefault(undefined, []).append(f"{role} (for {name})")
-                    else:
-                        add(name, f"cannot be templated: {exc} — fix the expression")
-                    continue
-                except AnsibleError as exc:
-                    add(name, f"cannot be templated: {exc} — fix the expression")
-                    continue
-                if option.get("required") and value in (None, ""):
-                    missing_required.setdefault(name, []).append(role)
-                    continue
-                checked = ArgumentSpecValidator({name: option}).validate({name: value})
-                if checked.error_messages:
-                    for message in checked.error_messages:
-                        if name in secrets:  # a secret's value never goes into a message
-                            wanted = KINDS.get(option.get("type", "str"), "a value")
-                            message = f"is not valid for its argument spec (value hidden: no_log) — give {wanted}"
-                        else:
-                            message = _spec_message(name, option, message)
-                        add(name, message, role)
-                    continue
-                if name not in values or (sources.get(name) == "default" and source == "inventory"):
-                    values[name] = checked.validated_parameters.get(name, value)
-                    sources[name] = source
-
-        for name, needers in missing_required.items():
-            if values.get(name) in (None, ""):
-                values.pop(name, None)
-                add(name, f"is not set, but {', '.join(dict.fromkeys(needers))} need(s) it — set {name} in the "
-                          "inventory")
-
+        resolution = self._resolve_roles(roles, given, task_vars, later)
         # Variables a rule of this run reads that belong to a role outside it (a role checking itself alone
         # still compares with triton_helm_gcp_service_account): as the inventory sets them, if it does.
         outside = {v for item in preflight_rules.applicable(roles, target) for v in item.variables}
-        for name in sorted(set(SHARED_VARIABLES) | outside):
-            raw = given.get(name, task_vars.get(name))
-            if name in values or name in problems or raw is None or name in later:
-                continue
-            raws.setdefault(name, raw)
-            try:
-                values[name] = self._template(templar, raw)
-                sources[name] = "inventory"
-            except AnsibleError:
-                continue
+        resolution.add_inventory(sorted(set(SHARED_VARIABLES) | outside), templar)
+        values, sources = resolution.values, resolution.sources
         values["triton_fil_target"] = target
 
-        rule_problems = preflight_rules.run(
-            {k: v for k, v in values.items() if k not in problems}, roles=roles, target=target, sources=sources)
-        found = [(variable, _with_roles(message, owners))
-                 for variable in problems for message, owners in problems[variable].items()]
-        found += [(variable, message) for variable, message, _rule in rule_problems]
-        # A value derived from a bad variable (`{{ gcp_project }}-triton-models`, a default that reads another
-        # role's variable) is not reported again: the variable it derives from is named, and fixing it fixes both.
-        bad = {variable for variable, _message in found}
-        roots = {variable: _mentions(raws.get(variable), bad - {variable}) for variable in bad}
-        spec_and_rules = sorted({f"{variable}: {message}" for variable, message in found if not roots[variable]})
-        failing = bad
-
-        module_settings = {k: (SECRET if k in secrets and v not in (None, "") else v) for k, v in values.items()}
+        spec_and_rules, failing = _findings(resolution, roles, target)
+        module_settings = {k: (SECRET if k in resolution.secrets and v not in (None, "") else v)
+                           for k, v in values.items()}
         module_args = dict(args, settings=module_settings, target=target, roles=roles, skip=sorted(failing))
         module_result = self._execute_module(
             module_name="rapids.triton_fil.deployment_preflight", module_args=module_args, task_vars=task_vars)
@@ -230,6 +124,170 @@ class ActionModule(ActionBase):
                              f"(target {target}; {len(preflight_rules.applicable(roles, target))} rules"
                              f"{', live checks' if args.get('live_checks') else ''})")
         return result
+
+    def _target(self, args, given, task_vars, templar):
+        """(the deployment target, None), or (None, the failed result's problems and msg)."""
+        target = args.get("target") or given.get("triton_fil_target")
+        if not target:
+            try:
+                target = self._template(templar, task_vars.get("triton_fil_target", DEFAULT_TARGET))
+            except AnsibleError as exc:
+                return None, {"msg": f"deployment_preflight: triton_fil_target cannot be read: {exc}"}
+        if target not in TARGETS:
+            return None, {
+                "problems": [
+                    f"triton_fil_target: {target!r} is not a deployment target — use one of: {', '.join(TARGETS)}"],
+                "msg": f"deployment_preflight: triton_fil_target {target!r} is not one of {', '.join(TARGETS)} — "
+                       "nothing was changed"}
+        return target, None
+
+    def _switches(self, given, task_vars, templar):
+        """The optional roles' on/off variables as set (None when one cannot be templated)."""
+        switches = {}
+        for variable, _defaults in OPTIONAL_ROLES.values():
+            if variable in given:
+                switches[variable] = given[variable]
+            elif variable in task_vars:
+                try:
+                    switches[variable] = self._template(templar, task_vars[variable])
+                except AnsibleError:
+                    switches[variable] = None
+        return switches
+
+    def _resolve_roles(self, roles, given, task_vars, later):
+        """Every option of every role's spec, resolved, templated and validated."""
+        resolution = _Resolution(given, task_vars, later, self._template)
+        for role in roles:
+            options = self._spec(role)
+            defaults = self._load(os.path.join(ROLES_DIR, role, "defaults", "main.yml"))
+            role_templar = self._templar.copy_with_new_env(available_variables=combine_vars(defaults, task_vars))
+            for name, option in options.items():
+                resolution.resolve(role, name, option, defaults, role_templar)
+        resolution.report_missing()
+        return resolution
+
+
+_UNRESOLVED = object()
+
+
+class _Resolution:
+    """The valid values of a run's role options, where each came from, and what is wrong with the others."""
+
+    def __init__(self, given, task_vars, later, template):
+        self.given, self.task_vars, self.later, self.template = given, task_vars, later, template
+        # variable -> {message: [roles whose spec says so]}; the raw value of each variable (what it mentions).
+        self.problems, self.values, self.sources, self.secrets, self.raws = {}, {}, {}, set(), {}
+        self.missing_required = {}
+
+    def add(self, variable, message, role=None):
+        self.problems.setdefault(variable, {}).setdefault(message, [])
+        if role and role not in self.problems[variable][message]:
+            self.problems[variable][message].append(role)
+
+    def resolve(self, role, name, option, defaults, templar):
+        """One option of one role's spec: its raw value, templated, validated against the option."""
+        if option.get("no_log"):
+            self.secrets.add(name)
+        picked = self._raw(role, name, option, defaults)
+        if picked is None:
+            return
+        raw, source = picked
+        self.raws.setdefault(name, raw)
+        if _mentions(raw, self.later):
+            self.sources.setdefault(name, "later")
+            return
+        value = self._templated(role, name, raw, templar)
+        if value is _UNRESOLVED:
+            return
+        if option.get("required") and value in (None, ""):
+            self.missing_required.setdefault(name, []).append(role)
+            return
+        checked = ArgumentSpecValidator({name: option}).validate({name: value})
+        if checked.error_messages:
+            for message in checked.error_messages:
+                self.add(name, _option_message(name, option, message, secret=name in self.secrets), role)
+            return
+        if name not in self.values or (self.sources.get(name) == "default" and source == "inventory"):
+            self.values[name] = checked.validated_parameters.get(name, value)
+            self.sources[name] = source
+
+    def _raw(self, role, name, option, defaults):
+        """(raw value, source) of an option, or None when it is set later by the run or not at all."""
+        if name in self.given:
+            return self.given[name], "inventory"
+        if name in self.later:
+            self.sources.setdefault(name, "later")
+            return None
+        if name in self.task_vars:
+            return self.task_vars[name], "inventory"
+        if name in defaults:
+            return defaults[name], "default"
+        if option.get("required"):
+            self.missing_required.setdefault(name, []).append(role)
+        return None
+
+    def _templated(self, role, name, raw, templar):
+        """The templated value, or _UNRESOLVED when it reads a later or missing variable or cannot be templated."""
+        try:
+            return self.template(templar, raw)
+        except AnsibleUndefinedVariable as exc:
+            found = UNDEFINED_RE.search(str(exc))
+            undefined = found.group(1) if found else None
+            if undefined in self.later:
+                self.sources.setdefault(name, "later")
+            elif undefined:
+                self.missing_required.setdefault(undefined, []).append(f"{role} (for {name})")
+            else:
+                self.add(name, f"cannot be templated: {exc} — fix the expression")
+        except AnsibleError as exc:
+            self.add(name, f"cannot be templated: {exc} — fix the expression")
+        return _UNRESOLVED
+
+    def report_missing(self):
+        """A problem for each required variable no role's resolution gave a value."""
+        for name, needers in self.missing_required.items():
+            if self.values.get(name) in (None, ""):
+                self.values.pop(name, None)
+                self.add(name, f"is not set, but {', '.join(dict.fromkeys(needers))} need(s) it — set {name} in the "
+                               "inventory")
+
+    def add_inventory(self, names, templar):
+        """The values of `names` as the inventory sets them, for those not resolved, failing or set later."""
+        for name in names:
+            raw = self.given.get(name, self.task_vars.get(name))
+            if name in self.values or name in self.problems or raw is None or name in self.later:
+                continue
+            self.raws.setdefault(name, raw)
+            try:
+                self.values[name] = self.template(templar, raw)
+                self.sources[name] = "inventory"
+            except AnsibleError:
+                continue
+
+
+def _findings(resolution, roles, target):
+    """The spec and rule problems as "variable: message" lines, and every variable that fails."""
+    problems, values = resolution.problems, resolution.values
+    rule_problems = preflight_rules.run(
+        {k: v for k, v in values.items() if k not in problems}, roles=roles, target=target,
+        sources=resolution.sources)
+    found = [(variable, _with_roles(message, owners))
+             for variable in problems for message, owners in problems[variable].items()]
+    found += [(variable, message) for variable, message, _rule in rule_problems]
+    # A value derived from a bad variable (`{{ gcp_project }}-triton-models`, a default that reads another
+    # role's variable) is not reported again: the variable it derives from is named, and fixing it fixes both.
+    bad = {variable for variable, _message in found}
+    roots = {variable: _mentions(resolution.raws.get(variable), bad - {variable}) for variable in bad}
+    spec_and_rules = sorted({f"{variable}: {message}" for variable, message in found if not roots[variable]})
+    return spec_and_rules, bad
+
+
+def _option_message(name, option, message, secret):
+    """A validator message for the problem list; a secret's value never goes into a message."""
+    if secret:
+        wanted = KINDS.get(option.get("type", "str"), "a value")
+        return f"is not valid for its argument spec (value hidden: no_log) — give {wanted}"
+    return _spec_message(name, option, message)
 
 
 KINDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "list": "a list", "dict": "a mapping",

@@ -216,25 +216,33 @@ def sharing_view(accel):
 
 
 def plan_pool(params, actual, workload_identity=True):
-    changes = []
+    return (_recreate_changes(params, actual) + _image_changes(params, actual)
+            + _update_changes(params, actual, workload_identity))
+
+
+def _recreate_if(field, before, after):
+    """A recreate change of `field` when `after` is asked for and differs from `before`, as a list."""
+    if after is not None and differs(before, after):
+        return [change(field, before, after, "recreate")]
+    return []
+
+
+def _recreate_changes(params, actual):
+    """The changes that need the pool deleted and created again."""
     config = actual.get("config", {})
-
-    def recreate_if(field, before, after):
-        if after is not None and differs(before, after):
-            changes.append(change(field, before, after, "recreate"))
-
-    recreate_if("machine_type", config.get("machineType"), params["machine_type"])
-    recreate_if("disk_size_gb", config.get("diskSizeGb"), params["disk_size_gb"])
-    recreate_if("disk_type", config.get("diskType"), params.get("disk_type"))
-    recreate_if("oauth_scopes", canonical_scopes(config.get("oauthScopes")), canonical_scopes(params["oauth_scopes"]))
-    recreate_if("service_account", config.get("serviceAccount"), params.get("service_account"))
-    recreate_if("spot", bool(config.get("spot")), params["spot"])
+    changes = _recreate_if("machine_type", config.get("machineType"), params["machine_type"])
+    changes += _recreate_if("disk_size_gb", config.get("diskSizeGb"), params["disk_size_gb"])
+    changes += _recreate_if("disk_type", config.get("diskType"), params.get("disk_type"))
+    changes += _recreate_if("oauth_scopes", canonical_scopes(config.get("oauthScopes")),
+                            canonical_scopes(params["oauth_scopes"]))
+    changes += _recreate_if("service_account", config.get("serviceAccount"), params.get("service_account"))
+    changes += _recreate_if("spot", bool(config.get("spot")), params["spot"])
     accel = _accelerator(actual)
-    recreate_if("accelerator_type", accel.get("acceleratorType"), params["accelerator_type"] or None)
+    changes += _recreate_if("accelerator_type", accel.get("acceleratorType"), params["accelerator_type"] or None)
     if params["accelerator_type"]:
-        recreate_if("accelerator_count", accel.get("acceleratorCount"), accelerator_count(params))
-        recreate_if("gpu_driver_version", dig(accel, "gpuDriverInstallationConfig", "gpuDriverVersion"),
-                    params["gpu_driver_version"])
+        changes += _recreate_if("accelerator_count", accel.get("acceleratorCount"), accelerator_count(params))
+        changes += _recreate_if("gpu_driver_version", dig(accel, "gpuDriverInstallationConfig", "gpuDriverVersion"),
+                                params["gpu_driver_version"])
         # GPU sharing is chosen when the pool is created (GKE time-sharing docs; Terraform: ForceNew).
         if params.get("gpu_sharing_strategy") is not None:
             strategy, clients = sharing_view(accel)
@@ -243,7 +251,12 @@ def plan_pool(params, actual, workload_identity=True):
             if (strategy, clients) != (want, want_clients):
                 changes.append(change("gpu_sharing", {"strategy": strategy, "max_shared_clients_per_gpu": clients},
                                       {"strategy": want, "max_shared_clients_per_gpu": want_clients}, "recreate"))
+    return changes
 
+
+def _image_changes(params, actual):
+    """The image type and image streaming changes, in the order they can be made."""
+    config = actual.get("config", {})
     # The image type changes in place through clusters.update with desiredNodePoolId (Terraform:
     # nodePoolNodeConfigUpdate); image streaming through nodePools.update. Streaming needs COS, so
     # it is turned off before a move away from COS and on after a move to it.
@@ -259,9 +272,13 @@ def plan_pool(params, actual, workload_identity=True):
     streaming_change = change("image_streaming", streaming, want_streaming,
                               ("PUT", "", {"gcfsConfig": {"enabled": want_streaming}}, "update image streaming"))
     in_order = [streaming_change, image_change] if streaming and not want_streaming else [image_change, streaming_change]
-    for item in in_order:
-        if item["before"] != item["after"]:
-            changes.append(item)
+    return [item for item in in_order if item["before"] != item["after"]]
+
+
+def _update_changes(params, actual, workload_identity):
+    """The changes made in place: autoscaling, locations, labels, taints, workload metadata, management."""
+    config = actual.get("config", {})
+    changes = []
     want_auto = _autoscaling(params)
     if want_auto:
         view = autoscaling_view(actual)
