@@ -94,6 +94,18 @@ url:
   returned: always
   type: str
   sample: gs://my-project-triton-models/triton/model_repository
+bucket:
+  description: The bucket of RV(url), as given in O(bucket).
+  returned: always
+  type: str
+  sample: my-project-triton-models
+  version_added: 0.2.0
+prefix:
+  description: The object prefix of RV(url), without leading or trailing slashes (empty for the whole bucket).
+  returned: always
+  type: str
+  sample: triton/model_repository
+  version_added: 0.2.0
 actions:
   description: The planned (and, outside check mode, executed) operations.
   returned: always

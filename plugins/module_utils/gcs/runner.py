@@ -70,6 +70,8 @@ def run_sync(client, params, check_mode):
     return {
         "changed": bool(plan.actions),
         "url": f"gs://{bucket}/{plan.prefix}".rstrip("/"),
+        "bucket": bucket,
+        "prefix": plan.prefix.rstrip("/"),
         "actions": [a.describe() for a in plan.actions],
         "uploaded": 0 if check_mode else sum(1 for a in done if a.op == "upload"),
         "deleted": 0 if check_mode else sum(1 for a in done if a.op == "delete"),

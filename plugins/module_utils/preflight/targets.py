@@ -35,7 +35,7 @@ OPTIONAL_ROLES = {
 # Facts one role hands to the next (README, "Facts shared between roles"): fact -> the role that sets it.
 HANDOFF_FACTS = {
     "triton_fil_image": "gcr_image",
-    "triton_fil_model_repository_uri": "gcs_models",
+    "triton_fil_model_repository": "gcs_models",
     "triton_fil_models": "gcs_models",
     "triton_fil_kubeconfig": "gke_cluster",
     "triton_fil_kube_context": "gke_cluster",

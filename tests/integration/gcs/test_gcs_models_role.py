@@ -71,6 +71,12 @@ def test_role_syncs_then_reports_nothing_to_do(ansible, fake_gcs):
     first = ansible(ROLE_PLAY, extra_vars=ev)
     assert first.rc == 0, first.stdout[-3000:]
     assert fake_gcs.names("role-models", "triton/") == ["triton/model_repository/fil/1/xgboost.json"]
+    facts = first.result("Hand the model repository location to the next roles")["ansible_facts"]
+    # One fact for the hand-off, from what gcs_sync returned (no URI parsing downstream).
+    assert facts["triton_fil_model_repository"] == {
+        "bucket": "role-models", "prefix": "triton/model_repository",
+        "uri": "gs://role-models/triton/model_repository"}
+    assert facts["triton_fil_model_repository_uri"] == "gs://role-models/triton/model_repository"
     fake_gcs.mark()
     second = ansible(ROLE_PLAY, extra_vars=ev)
     assert second.rc == 0 and second.changed == 0

@@ -108,6 +108,7 @@ def test_sync_uploads_then_noop_then_only_changes(ansible, fake_gcs, tree):
     first = ansible(SYNC_PLAY, extra_vars=ev)
     res = first.result("sync")
     assert first.rc == 0 and res["changed"] is True and res["uploaded"] == 3
+    assert (res["bucket"], res["prefix"], res["url"]) == ("sync-1", "models", "gs://sync-1/models")
     assert res["bytes_sent"] == sum(len((tree / p).read_bytes()) for p in
                                     ("fil/config.pbtxt", "fil/1/xgboost.json", "other/config.pbtxt"))
     assert fake_gcs.read("sync-1", "models/fil/1/xgboost.json") == (tree / "fil/1/xgboost.json").read_bytes()

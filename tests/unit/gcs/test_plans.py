@@ -7,6 +7,7 @@ import pytest
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.bucket import desired_bucket, plan_bucket_update
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.client import check_bucket_name, file_md5_b64
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.runner import run_sync
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.sync import plan_sync
 
 PARAMS = {"name": "b", "location": "us", "storage_class": None, "uniform_access": True,
@@ -217,3 +218,18 @@ def test_a_session_that_never_persists_anything_is_given_up(tmp_path):
         httpd.shutdown()
         httpd.server_close()
     assert puts == [f"bytes 0-{8 * 1024 * 1024 - 1}/{SIMPLE_UPLOAD_LIMIT + 1}"] * 3
+
+
+class WithBucket(ListingOnly):
+    def get_bucket(self, name):
+        return {"name": name}
+
+
+@pytest.mark.parametrize("prefix,expected", [("/triton/models/", "triton/models"), ("", "")])
+def test_sync_returns_the_bucket_and_prefix_it_synced(tmp_path, prefix, expected):
+    """gcs_models hands these over as triton_fil_model_repository; nobody parses the URL again."""
+    (tmp_path / "a.txt").write_text("x")
+    result = run_sync(WithBucket({}), {"src": str(tmp_path), "bucket": "b", "prefix": prefix, "delete": False,
+                                       "parallelism": 1}, check_mode=True)
+    assert (result["bucket"], result["prefix"]) == ("b", expected)
+    assert result["url"] == ("gs://b/" + expected).rstrip("/")
