@@ -155,15 +155,14 @@ previous_digest:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.spec import gcp_argument_spec
 from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.build import (
     DEFAULT_DOCKER_HOST, DOCKER_IMPORT_ERROR, HAS_DOCKER, run_build,
 )
-from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.client import (
-    RegistryError, google_token_source,
-)
+from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.client import google_token_source
+from ansible_collections.rapids.triton_fil.plugins.module_utils.runtime import run_module
 
 
 def main():
@@ -187,14 +186,9 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_together=[("registry_username", "registry_password")])
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(DOCKER_IMPORT_ERROR))
-    try:
-        google_token = google_token_source(module.params, "registry_username/registry_password")
-        result = run_build(module.params, module.check_mode, google_token)
-    except RegistryError as exc:
-        module.fail_json(msg=f"container_image_build: {exc}")
-    module.exit_json(**result)
+    run_module(module, lambda: run_build(
+        module.params, module.check_mode, google_token_source(module.params, "registry_username/registry_password")),
+        requires=[(HAS_DOCKER, "docker", DOCKER_IMPORT_ERROR)])
 
 
 if __name__ == "__main__":

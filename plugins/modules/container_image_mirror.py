@@ -211,15 +211,16 @@ requests:
   sample: {source: 3, destination: 2, destination_writes: 0}
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.spec import gcp_argument_spec
 from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.client import (
-    HAS_REQUESTS, REQUESTS_IMPORT_ERROR, RegistryError, google_token_source,
+    HAS_REQUESTS, REQUESTS_IMPORT_ERROR, google_token_source,
 )
 from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.mirror import (
-    DEFAULT_CHUNK_SIZE, DEFAULT_BLOB_CACHE, MIN_CHUNK_SIZE, run_mirror,
+    DEFAULT_CHUNK_SIZE, DEFAULT_BLOB_CACHE, check_chunk_size, run_mirror,
 )
+from ansible_collections.rapids.triton_fil.plugins.module_utils.runtime import run_module
 
 
 def main():
@@ -244,18 +245,9 @@ def main():
         required_together=[("source_username", "source_password"),
                            ("destination_username", "destination_password")],
     )
-    if not HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=str(REQUESTS_IMPORT_ERROR))
-    chunk_size = module.params["chunk_size"]
-    if chunk_size < 0 or 0 < chunk_size < MIN_CHUNK_SIZE:
-        module.fail_json(msg=f"chunk_size={chunk_size} is not usable — give 0 (one streamed upload per blob, the "
-                             f"default) or at least {MIN_CHUNK_SIZE} bytes")
-    try:
-        google_token = google_token_source(module.params, "the registry username/password")
-        result = run_mirror(module.params, module.check_mode, google_token)
-    except RegistryError as exc:
-        module.fail_json(msg=f"container_image_mirror: {exc}")
-    module.exit_json(**result)
+    run_module(module, lambda: run_mirror(
+        module.params, module.check_mode, google_token_source(module.params, "the registry username/password")),
+        requires=[(HAS_REQUESTS, "requests", REQUESTS_IMPORT_ERROR)], validate=check_chunk_size)
 
 
 if __name__ == "__main__":

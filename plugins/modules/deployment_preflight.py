@@ -129,25 +129,15 @@ models:
   elements: dict
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import (
-    GcpError, GcpSession, gcp_argument_spec,
-)
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import gcp_argument_spec
 from ansible_collections.rapids.triton_fil.plugins.module_utils.preflight.live import (
-    COMPUTE_ENDPOINT, SERVICEUSAGE_ENDPOINT, LiveChecks,
+    COMPUTE_ENDPOINT, SERVICEUSAGE_ENDPOINT,
 )
-from ansible_collections.rapids.triton_fil.plugins.module_utils.preflight.targets import TARGETS, roles_for
-from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import releases
-from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.model_config import (
-    ModelRepositoryError,
-    validate_repository,
-)
-
-
-LIVE_RETRIES = 2
+from ansible_collections.rapids.triton_fil.plugins.module_utils.preflight.run import run_preflight
+from ansible_collections.rapids.triton_fil.plugins.module_utils.preflight.targets import TARGETS
+from ansible_collections.rapids.triton_fil.plugins.module_utils.runtime import run_module
 
 
 def main():
@@ -162,55 +152,7 @@ def main():
         skip=dict(type="list", elements="str", default=[]),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    params = module.params
-    settings = params["settings"]
-    target = params["target"] or settings.get("triton_fil_target") or "gke"
-    roles = params["roles"] if params["roles"] is not None else list(roles_for(target, settings))
-    problems = []
-    result = {"changed": False, "roles": roles}
-    repository = params["model_repository"]
-    if repository and os.path.isdir(repository) and "gcs_models_src" not in params["skip"]:
-        try:
-            # The models are checked for the FIL release the deployment's image serves.
-            release = releases.resolve(release=settings.get("gcs_models_fil_release") or None,
-                                       image=settings.get("gcr_image_source"))[0]
-            report = validate_repository(repository, release=release)
-        except releases.ReleaseError as exc:
-            report = {"problems": [f"gcs_models_fil_release: {exc}"]}
-        except ModelRepositoryError as exc:
-            report = {"problems": [str(exc)]}
-        problems += [f"gcs_models_src: {p}" for p in report["problems"]]
-        result["models"] = report.get("models", [])
-    credentials_ok = params["auth_kind"] != "anonymous"
-    credential_settings = {"gcp_auth_kind", "gcp_service_account_file", "gcp_access_token"}
-    if credential_settings & set(params["skip"]):
-        credentials_ok = False  # already reported (a missing key file, no token): no second problem
-    if params["check_credentials"] and credentials_ok:
-        try:
-            GcpSession(params).token()
-        except GcpError as exc:
-            credentials_ok = False
-            problems.append(f"gcp_auth_kind: no access token with auth_kind={params['auth_kind']}: {exc}")
-    if params["live_checks"] and credentials_ok and params["project"]:
-        live_settings = dict(settings, gcp_project=settings.get("gcp_project") or params["project"])
-        # A preflight answers in seconds: two retries of a transient error, not the modules' six.
-        session = GcpSession(dict(params, max_retries=min(params["max_retries"], LIVE_RETRIES)))
-        checks = LiveChecks(
-            session, live_settings, roles, target, compute_endpoint=params["compute_endpoint"],
-            serviceusage_endpoint=params["serviceusage_endpoint"],
-            storage_endpoint=params["storage_endpoint"] or settings.get("gcp_storage_endpoint") or None,
-            container_endpoint=params["container_endpoint"] or settings.get("gke_cluster_api_endpoint") or None,
-            skip=params["skip"])
-        live_problems, warnings, report = checks.run()
-        problems += [f"{variable}: {message}" for variable, message, _rule in live_problems]
-        for warning in warnings:
-            module.warn(warning)
-        result["live"] = report
-    result.update(problems=sorted(set(problems)), checked=sorted(settings))
-    if problems:
-        module.fail_json(msg=f"deployment_preflight: {len(result['problems'])} problem(s) — nothing was changed:\n- "
-                             + "\n- ".join(result["problems"]), **result)
-    module.exit_json(**result)
+    run_module(module, lambda: run_preflight(module.params))
 
 
 if __name__ == "__main__":

@@ -197,9 +197,10 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.fil_model import (
     OUTPUT_FORMATS,
     SOURCE_FORMATS,
-    FilModelError,
+    check_params,
     run,
 )
+from ansible_collections.rapids.triton_fil.plugins.module_utils.runtime import run_module
 
 
 def main():
@@ -228,21 +229,15 @@ def main():
         ),
         supports_check_mode=True,
     )
-    params = module.params
-    for key in ("version", "max_batch_size", "instance_count", "reference_rows"):
-        if params[key] < 1:
-            module.fail_json(msg=f"{key}: {params[key]} must be at least 1")
-    if "/" in params["name"] or params["name"] in ("", ".", ".."):
-        module.fail_json(msg=f"name: {params['name']!r} must be a plain folder name")
-    try:
-        result = run(params, module.check_mode)
-    except FilModelError as exc:
-        module.fail_json(msg=f"fil_model: {exc}")
-    for advisory in result["advisories"]:
-        module.warn(advisory)
+    run_module(module, lambda: _result(module), validate=check_params)
+
+
+def _result(module):
+    result = run(module.params, module.check_mode)
+    result["warnings"] = list(result["advisories"])
     if not module._diff:  # pylint: disable=protected-access
         result.pop("diff")
-    module.exit_json(**result)
+    return result
 
 
 if __name__ == "__main__":

@@ -158,17 +158,14 @@ advisories:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import releases
+from ansible_collections.rapids.triton_fil.plugins.module_utils.runtime import run_module
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.model_config import (
     HAS_MODEL_CONFIG,
     MODEL_CONFIG_IMPORT_ERROR,
-    ModelRepositoryError,
-    migrate_repository,
-    replace_text_file,
-    validate_repository,
 )
+from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.repository import run_repository
 
 
 def main():
@@ -183,50 +180,8 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if not HAS_MODEL_CONFIG:
-        module.fail_json(msg=missing_required_lib("tritonclient[grpc]"), exception=str(MODEL_CONFIG_IMPORT_ERROR))
-    params = module.params
-    empty = dict(models=[], problems=[], advisories=[], migrations=[])
-    try:
-        release, release_advisories = releases.resolve(release=params["release"], image=params["image"])
-    except releases.ReleaseError as exc:
-        module.fail_json(msg=str(exc), **empty)
-    migrations, diffs = [], []
-    try:
-        if params["migrate"]:
-            changes = migrate_repository(params["path"], release, params["models"])
-            for change in changes:
-                migrations.append({"file": change["file"], "notes": change["notes"]})
-                diffs.append({"before": change["before"], "after": change["after"],
-                              "before_header": change["file"], "after_header": f"{change['file']} ({release['tag']})"})
-                if not module.check_mode:
-                    replace_text_file(change["path"], change["after"])
-        report = validate_repository(params["path"], params["models"], release)
-    except ModelRepositoryError as exc:
-        failed = dict(empty)
-        failed["problems"] = [str(exc)]
-        module.fail_json(msg=str(exc), **failed)
-    except OSError as exc:
-        module.fail_json(msg=f"path: cannot rewrite a configuration under {params['path']}: {exc}", **empty)
-    if migrations and module.check_mode:
-        # Check mode validates the files as they are; the planned rewrite is what would fix them.
-        report = validate_repository(params["path"], params["models"], release)
-        pending = {m["file"] for m in migrations}
-        report["problems"] = [p for p in report["problems"] if p.split(":", 1)[0] not in pending
-                              or "migrate: true" not in p]
-    warnings = release_advisories + report["warnings"]
-    findings = report["problems"] + (warnings if params["fail_on_warnings"] else [])
-    for warning in warnings:
-        module.warn(warning)
-    result = dict(changed=bool(migrations), models=report["models"], problems=report["problems"], advisories=warnings,
-                  release=report["release"], migrations=migrations)
-    if diffs:
-        result["diff"] = diffs
-    if findings:
-        module.fail_json(msg=f"model repository {params['path']}: {len(findings)} problem(s) for Triton "
-                             f"{release['tag']} ({release.get('triton_version')}); nothing was uploaded:\n- "
-                             + "\n- ".join(findings), **result)
-    module.exit_json(**result)
+    run_module(module, lambda: run_repository(module.params, module.check_mode),
+               requires=[(HAS_MODEL_CONFIG, "tritonclient[grpc]", MODEL_CONFIG_IMPORT_ERROR)])
 
 
 if __name__ == "__main__":

@@ -245,23 +245,21 @@ switch_warnings:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import (
-    HAS_GOOGLE_AUTH, GOOGLE_AUTH_IMPORT_ERROR, GcpError, GcpSession, gcp_argument_spec,
-)
-from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.client import (
-    GcsClient, check_bucket_name, storage_endpoint_spec,
-)
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.module import GOOGLE_AUTH
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpSession, gcp_argument_spec
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.client import GcsClient, storage_endpoint_spec
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.verify import (
     HAS_TRITONCLIENT, TRITONCLIENT_IMPORT_ERROR,
 )
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.tunnel import (
-    HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR,
+    HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, pods_spec,
 )
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.rollout import (
-    RolloutError, RolloutFailed, run_rollout,
+    check_params, run_rollout,
 )
+from ansible_collections.rapids.triton_fil.plugins.module_utils.runtime import run_module
 
 
 def main():
@@ -277,14 +275,7 @@ def main():
             name=dict(type="str"),
             url=dict(type="str", required=True),
         )),
-        kubernetes=dict(type="dict", options=dict(
-            kubeconfig=dict(type="path", required=True),
-            context=dict(type="str"),
-            namespace=dict(type="str", required=True),
-            selector=dict(type="str", required=True),
-            port=dict(type="int", default=8000),
-            tunnel=dict(type="bool", default=True),
-        )),
+        kubernetes=pods_spec(port=dict(type="int", default=8000), tunnel=dict(type="bool", default=True)),
         remove_missing=dict(type="bool", default=False),
         unverified_publish=dict(type="bool", default=False),
         timeout=dict(type="int", default=300),
@@ -296,38 +287,20 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=[("servers", "kubernetes")],
                            required_one_of=[("servers", "kubernetes")])
-    params = module.params
-    if not HAS_GOOGLE_AUTH:
-        module.fail_json(msg=missing_required_lib("google-auth"), exception=str(GOOGLE_AUTH_IMPORT_ERROR))
-    if not HAS_TRITONCLIENT:
-        module.fail_json(msg=missing_required_lib("tritonclient[http]"), exception=str(TRITONCLIENT_IMPORT_ERROR))
-    if params["kubernetes"] and not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
-    problem = check_bucket_name(params["bucket"], "bucket")
-    if problem:
-        module.fail_json(msg=f"triton_model_rollout: {problem}")
-    for option, low in (("timeout", 1), ("parallelism", 1), ("switch_clients", 0)):
-        if params[option] < low:
-            module.fail_json(msg=f"triton_model_rollout: {option} ({params[option]}) must be at least {low}")
-    if params["servers"] is not None and not params["servers"]:
-        module.fail_json(msg="triton_model_rollout: servers is empty — list the servers' URLs, or use kubernetes")
-    try:
-        client = GcsClient(GcpSession(params), params["api_endpoint"])
-        result = run_rollout(client, params, module.check_mode)
-    except RolloutError as exc:
-        module.fail_json(msg=f"triton_model_rollout: {exc} (nothing was written)")
-    except RolloutFailed as exc:
-        result = dict(exc.result)
-        result.pop("diff", None)
-        module.fail_json(msg=f"triton_model_rollout: {exc}", **result)
-    except GcpError as exc:
-        module.fail_json(msg=f"triton_model_rollout: {exc}")
+    kubernetes = bool(module.params["kubernetes"])
+    run_module(module, lambda: _result(module), validate=check_params,
+               requires=[GOOGLE_AUTH, (HAS_TRITONCLIENT, "tritonclient[http]", TRITONCLIENT_IMPORT_ERROR),
+                         (HAS_KUBERNETES or not kubernetes, "kubernetes", KUBERNETES_IMPORT_ERROR)])
+
+
+def _result(module):
+    result = run_rollout(GcsClient(GcpSession(module.params), module.params["api_endpoint"]), module.params,
+                         module.check_mode)
     diff = result.pop("diff", None)
-    for warning in result.get("switch_warnings", []):
-        module.warn(warning)
+    result["warnings"] = list(result.get("switch_warnings", []))
     if module._diff and result["changed"]:  # pylint: disable=protected-access
         result["diff"] = diff
-    module.exit_json(**result)
+    return result
 
 
 if __name__ == "__main__":

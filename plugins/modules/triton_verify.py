@@ -192,17 +192,18 @@ tunnel:
            connections: 6, errors: []}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.verify import (
     HAS_TRITONCLIENT, TRITONCLIENT_IMPORT_ERROR,
 )
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.runner import (
-    VerifyFailed, run_verify, run_verify_via_tunnel,
+    run_verify, run_verify_via_tunnel,
 )
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.tunnel import (
-    HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, TunnelError,
+    HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, pods_spec,
 )
+from ansible_collections.rapids.triton_fil.plugins.module_utils.runtime import run_module
 
 
 def main():
@@ -224,27 +225,15 @@ def main():
                 perf_analyzer=dict(type="path"),
             )),
             metrics_url=dict(type="str"),
-            kubernetes_tunnel=dict(type="dict", options=dict(
-                kubeconfig=dict(type="path", required=True),
-                context=dict(type="str"),
-                namespace=dict(type="str", required=True),
-                selector=dict(type="str", required=True),
-            )),
+            kubernetes_tunnel=pods_spec(),
         ),
         supports_check_mode=True,
     )
-    if not HAS_TRITONCLIENT:
-        module.fail_json(msg=missing_required_lib("tritonclient[all]"), exception=str(TRITONCLIENT_IMPORT_ERROR))
-    if module.params["kubernetes_tunnel"] and not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
-    runner = run_verify_via_tunnel if module.params["kubernetes_tunnel"] else run_verify
-    try:
-        result = runner(module.params)
-    except TunnelError as exc:
-        module.fail_json(msg=f"triton_verify: {exc}")
-    except VerifyFailed as exc:
-        module.fail_json(msg=f"triton_verify: {exc}", **exc.result)
-    module.exit_json(changed=False, **result)
+    tunnel = bool(module.params["kubernetes_tunnel"])
+    runner = run_verify_via_tunnel if tunnel else run_verify
+    run_module(module, lambda: dict(runner(module.params), changed=False),
+               requires=[(HAS_TRITONCLIENT, "tritonclient[all]", TRITONCLIENT_IMPORT_ERROR),
+                         (HAS_KUBERNETES or not tunnel, "kubernetes", KUBERNETES_IMPORT_ERROR)])
 
 
 if __name__ == "__main__":

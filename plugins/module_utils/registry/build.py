@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.client import RegistryError
-from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.mirror import make_client
+from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.client import RegistryError, make_client
 from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.reference import (
     InvalidReference, parse_reference,
 )

@@ -36,7 +36,7 @@ from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.auth im
     pick_challenge, pull_scope, push_scope,
 )
 from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.reference import (
-    api_host, is_loopback,
+    api_host, is_google_registry, is_loopback,
 )
 
 try:
@@ -548,3 +548,24 @@ def google_token_source(params, credentials_hint):
         return value
 
     return token
+
+
+def registry_credentials(params, prefix, ref, google_token):
+    """Credentials for one side: PREFIX_username/password, else a google-auth token for Google registries."""
+    options = f"{prefix}_username/{prefix}_password"
+    if params.get(f"{prefix}_username"):
+        return Credentials(params[f"{prefix}_username"], params.get(f"{prefix}_password"), options=options)
+    if is_google_registry(ref.api_host) and params.get("auth_kind") != "anonymous":
+        return Credentials("oauth2accesstoken", password_source=google_token,
+                           options=f"the Google credentials (auth_kind={params.get('auth_kind')}) or {options}")
+    return Credentials(options=options)
+
+
+def make_client(params, role, ref, google_token, prefix=None):
+    """A RegistryClient for ``ref``; role is source or destination, prefix names the credential options."""
+    insecure = set(params.get("insecure_registries") or [])
+    credentials = registry_credentials(params, prefix or role, ref, google_token)
+    return RegistryClient(ref.registry, credentials=credentials,
+                          insecure=ref.registry in insecure or ref.api_host in insecure,
+                          timeout=params.get("request_timeout") or 60, max_retries=params.get("max_retries"),
+                          role=role)

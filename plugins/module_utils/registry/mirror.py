@@ -28,10 +28,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.client import (
-    Credentials, RegistryAuthError, RegistryClient, RegistryError,
+    RegistryAuthError, RegistryError, make_client,
 )
 from ansible_collections.rapids.triton_fil.plugins.module_utils.registry.reference import (
-    InvalidReference, is_google_registry, parse_reference,
+    InvalidReference, parse_reference,
 )
 
 try:
@@ -456,25 +456,13 @@ class Mirror:
         return result
 
 
-def registry_credentials(params, prefix, ref, google_token):
-    """Credentials for one side: PREFIX_username/password, else a google-auth token for Google registries."""
-    options = f"{prefix}_username/{prefix}_password"
-    if params.get(f"{prefix}_username"):
-        return Credentials(params[f"{prefix}_username"], params.get(f"{prefix}_password"), options=options)
-    if is_google_registry(ref.api_host) and params.get("auth_kind") != "anonymous":
-        return Credentials("oauth2accesstoken", password_source=google_token,
-                           options=f"the Google credentials (auth_kind={params.get('auth_kind')}) or {options}")
-    return Credentials(options=options)
-
-
-def make_client(params, role, ref, google_token, prefix=None):
-    """A RegistryClient for ``ref``; role is source or destination, prefix names the credential options."""
-    insecure = set(params.get("insecure_registries") or [])
-    credentials = registry_credentials(params, prefix or role, ref, google_token)
-    return RegistryClient(ref.registry, credentials=credentials,
-                          insecure=ref.registry in insecure or ref.api_host in insecure,
-                          timeout=params.get("request_timeout") or 60, max_retries=params.get("max_retries"),
-                          role=role)
+def check_chunk_size(params):
+    """The module's input check: chunk_size is 0 (one streamed upload per blob) or at least MIN_CHUNK_SIZE."""
+    chunk_size = params["chunk_size"]
+    if chunk_size < 0 or 0 < chunk_size < MIN_CHUNK_SIZE:
+        return [f"chunk_size={chunk_size} is not usable — give 0 (one streamed upload per blob, the default) or at "
+                f"least {MIN_CHUNK_SIZE} bytes"]
+    return []
 
 
 def run_mirror(params, check_mode, google_token):

@@ -24,13 +24,7 @@ import tempfile
 from ansible_collections.rapids.triton_fil.plugins.module_utils.errors import TritonFilError
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import model_files, releases
 
-FIL_MODEL_FILES = {
-    "xgboost": "xgboost.model",
-    "xgboost_json": "xgboost.json",
-    "xgboost_ubj": "xgboost.ubj",
-    "lightgbm": "model.txt",
-    "treelite_checkpoint": "checkpoint.tl",
-}
+FIL_MODEL_FILES = model_files.FIL_MODEL_FILES  # the file name the backend loads, by model_type
 SOURCE_FORMATS = ("auto", "xgboost_json", "xgboost_ubj", "xgboost", "lightgbm", "sklearn", "treelite_checkpoint")
 OUTPUT_FORMATS = ("auto", "native", "treelite_checkpoint")
 # scikit-learn forests FIL serves through Treelite (fil_backend docs/model_support.md), by class name.
@@ -389,10 +383,7 @@ def _output_format(model, release, requested):
     return fmt, model.data, native_advisories
 
 
-def plan(options):
-    """Everything fil_model would write: {'files': {relpath: bytes}, 'model': facts, 'advisories': [...], ...}."""
-    np = _lib("numpy")
-    path = options["model_file"]
+def _read_model_file(path):
     try:
         with open(path, "rb") as handle:
             data = handle.read()
@@ -400,49 +391,49 @@ def plan(options):
         raise FilModelError(f"model_file: cannot read {path}: {exc}") from None
     if not data:
         raise FilModelError(f"model_file: {path} is empty")
-    try:
-        release, advisories = releases.resolve(release=options.get("release"), image=options.get("image"))
-    except releases.ReleaseError as exc:
-        raise FilModelError(str(exc)) from None
-    fmt = options["model_format"]
-    fmt = detect_format(path, data) if fmt == "auto" else fmt
-    model = _Model(path, data, fmt)
-    facts = model.facts
-    classifier = facts["task"] != "regressor"
-    predict_proba = bool(classifier and options["predict_proba"])
-    threshold = float(options["threshold"])
+    return data
+
+
+def _check_outputs(facts, threshold, predict_proba):
+    """The output options the model can serve: a threshold in 0..1, probabilities only where it predicts them."""
     if not 0.0 <= threshold <= 1.0:
         raise FilModelError(f"threshold: {threshold} is outside 0..1")
     if facts.get("objective") == "multi:softmax" and predict_proba:
         raise FilModelError("predict_proba: a multi:softmax XGBoost model predicts labels only; retrain with "
                             "multi:softprob for probabilities, or set predict_proba: false")
 
-    model_type, model_bytes, format_advisories = _output_format(model, release, options["output_format"])
-    advisories += format_advisories
-    if model_type == "treelite_checkpoint":
-        writer = model_files.read_model_facts  # header read back from the bytes about to be written
-        with tempfile.TemporaryDirectory() as tmp:
-            tl_path = os.path.join(tmp, "checkpoint.tl")
-            with open(tl_path, "wb") as handle:
-                handle.write(model_bytes)
-            ckpt = writer(tl_path, "treelite_checkpoint")
-        problems = releases.model_file_findings(release, model_type, ckpt)[0]  # advisories: from validate_plan
-        if problems:
-            raise FilModelError(f"model_file: {problems[0]}")
 
-    seed = int(hashlib.sha256(data).hexdigest()[:16], 16)
+def _check_checkpoint(model_bytes, release):
+    """A treelite checkpoint about to be written must be one the release loads (its header read back)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tl_path = os.path.join(tmp, "checkpoint.tl")
+        with open(tl_path, "wb") as handle:
+            handle.write(model_bytes)
+        ckpt = model_files.read_model_facts(tl_path, "treelite_checkpoint")
+    problems = releases.model_file_findings(release, "treelite_checkpoint", ckpt)[0]  # advisories: validate_plan
+    if problems:
+        raise FilModelError(f"model_file: {problems[0]}")
+
+
+def _predictions(model, options, data, threshold, predict_proba):
+    """(rows, float32 inputs, expected outputs) of the reference: given rows, or drawn from the model's features."""
+    np = _lib("numpy")
+    facts = model.facts
     if options.get("reference_data"):
         rows = _read_rows(options["reference_data"], facts["num_features"])
     else:
+        seed = int(hashlib.sha256(data).hexdigest()[:16], 16)
         rows = reference_rows(model, int(options["reference_rows"]), seed, threshold, predict_proba)
     inputs = rows.astype(np.float32)
     if facts.get("objective") == "multi:softmax":
         expected = model.labels_only(inputs).reshape(-1, 1)
     else:
         expected = fil_output(model, model.raw(inputs), predict_proba, threshold)
-    if model_type == "treelite_checkpoint" and model.format != "treelite_checkpoint":
-        _check_conversion(model_bytes, model, inputs, expected, predict_proba, threshold, options)
+    return rows, inputs, expected
 
+
+def _repository_files(options, release, model_type, facts, model_bytes):
+    """{relpath: bytes}: config.pbtxt, the model file in its version folder and, if asked, configs/cpu.pbtxt."""
     name = options["name"]
     version = str(int(options["version"]))
     files = {
@@ -451,8 +442,15 @@ def plan(options):
     }
     if options["cpu_variant"]:
         files[f"{name}/configs/cpu.pbtxt"] = config_text(name, release, model_type, facts, options, "KIND_CPU").encode()
+    return files
+
+
+def _reference(options, release, model, data, fmt, rows, inputs, expected):
+    """The reference document triton_verify checks the served model against."""
+    np = _lib("numpy")
+    facts, path = model.facts, options["model_file"]
     reference = {
-        "model": name,
+        "model": options["name"],
         "description": (f"{facts['framework']} predictions for {len(rows)} rows; written by rapids.triton_fil.fil_model "
                         f"from {os.path.basename(path)}"),
         "atol": float(options["atol"]),
@@ -464,13 +462,42 @@ def plan(options):
         "outputs": {"output__0": {"datatype": "FP32", "shape": list(expected.shape),
                                   "data": np.round(expected, 7).tolist()}},
     }
-    if facts.get("estimator") and classifier:
+    if facts.get("estimator") and facts["task"] != "regressor":
         reference["classes"] = [c.item() if hasattr(c, "item") else c for c in model.estimator.classes_]
+    return reference
+
+
+def plan(options):
+    """Everything fil_model would write: {'files': {relpath: bytes}, 'model': facts, 'advisories': [...], ...}."""
+    path = options["model_file"]
+    data = _read_model_file(path)
+    try:
+        release, advisories = releases.resolve(release=options.get("release"), image=options.get("image"))
+    except releases.ReleaseError as exc:
+        raise FilModelError(str(exc)) from None
+    fmt = options["model_format"]
+    fmt = detect_format(path, data) if fmt == "auto" else fmt
+    model = _Model(path, data, fmt)
+    facts = model.facts
+    predict_proba = bool(facts["task"] != "regressor" and options["predict_proba"])
+    threshold = float(options["threshold"])
+    _check_outputs(facts, threshold, predict_proba)
+
+    model_type, model_bytes, format_advisories = _output_format(model, release, options["output_format"])
+    advisories += format_advisories
+    if model_type == "treelite_checkpoint":
+        _check_checkpoint(model_bytes, release)
+    rows, inputs, expected = _predictions(model, options, data, threshold, predict_proba)
+    if model_type == "treelite_checkpoint" and model.format != "treelite_checkpoint":
+        _check_conversion(model_bytes, model, inputs, expected, predict_proba, threshold, options)
+
     summary = {k: (list(v) if isinstance(v, tuple) else v) for k, v in facts.items() if v is not None}
     summary.update(model_type=model_type, model_file=FIL_MODEL_FILES[model_type], source_format=fmt,
                    predict_proba=predict_proba, framework_version=model.framework_version)
     summary.pop("treelite_num_class", None)
-    return {"files": files, "reference": reference_text(reference).encode(), "model": summary,
+    reference = _reference(options, release, model, data, fmt, rows, inputs, expected)
+    return {"files": _repository_files(options, release, model_type, facts, model_bytes),
+            "reference": reference_text(reference).encode(), "model": summary,
             "release": release, "advisories": advisories}
 
 
@@ -563,6 +590,15 @@ def stale_files(dest, name, version, model_file):
     """Other FIL model files left in the version folder (they would be uploaded too); reported, never deleted."""
     folder = os.path.join(dest, name, str(int(version)))
     return sorted(f for f in FIL_MODEL_FILES.values() if f != model_file and os.path.isfile(os.path.join(folder, f)))
+
+
+def check_params(params):
+    """The module's input checks, before anything is read: counts at least 1, the name a plain folder name."""
+    problems = [f"{key}: {params[key]} must be at least 1"
+                for key in ("version", "max_batch_size", "instance_count", "reference_rows") if params[key] < 1]
+    if "/" in params["name"] or params["name"] in ("", ".", ".."):
+        problems.append(f"name: {params['name']!r} must be a plain folder name")
+    return problems
 
 
 def run(options, check_mode):

@@ -56,11 +56,12 @@ from ansible.module_utils.urls import ConnectionError as UrlsConnectionError, op
 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.errors import TritonFilError
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError
+from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.client import check_bucket_name
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.sync import execute_plan, plan_sync
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import pbtxt_edit
-from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import verify as tv
+from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import verify
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.model_config import (
-    ModelRepositoryError, parse_config_text,
+    ModelRepositoryError, parse_config_text, select_models,
 )
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.tunnel import (
     KubeTunnel, TunnelError, list_pods, pod_is_ready,
@@ -81,6 +82,8 @@ CONFIG_MAIN = "config.pbtxt"
 
 class RolloutError(TritonFilError):
     """A problem found before anything was written; the message names the input and the fix."""
+
+    note = "nothing was written"
 
 
 class RolloutFailed(TritonFilError):
@@ -167,7 +170,7 @@ def config_json(text, source, name=None, versions=None):
 
 
 def expected_tensors(text, source):
-    """What the configuration declares, in the shape tv.compare_metadata reads."""
+    """What the configuration declares, in the shape verify.compare_metadata reads."""
     config = parse_config_text(text, source)
 
     def tensors(items):
@@ -214,8 +217,8 @@ class LocalModel:
                                f"is gated on reference outputs — write one with rapids.triton_fil.fil_model (it "
                                f"writes <repository>/{name}_reference.json) or name it in references")
         try:
-            self.reference = tv.load_reference(reference)
-        except tv.VerifyError as exc:
+            self.reference = verify.load_reference(reference)
+        except verify.VerifyError as exc:
             raise RolloutError(f"references: {exc}") from None
 
     def pinned_configs(self, versions=None):
@@ -257,12 +260,7 @@ def read_local(src, names, config_name, references):
         raise RolloutError(f"src: {src} is not a folder — point it at the local model repository")
     entries = [e for e in _listdir(src) if os.path.isdir(os.path.join(src, e)) and not e.startswith(".")
                and e != "__pycache__" and os.path.isfile(os.path.join(src, e, CONFIG_MAIN))]
-    if names:
-        missing = sorted(set(names) - set(entries))
-        if missing:
-            raise RolloutError(f"models: {', '.join(missing)} not found under {src} (found: "
-                               f"{', '.join(entries) or 'nothing'})")
-        entries = [e for e in entries if e in names]
+    entries = select_models(entries, names, src, RolloutError)
     bad = [e for e in entries if e.endswith(CANDIDATE_SUFFIX)]
     if bad:
         raise RolloutError(f"src: model folder(s) {', '.join(bad)} end with {CANDIDATE_SUFFIX}, the name the rollout "
@@ -492,25 +490,25 @@ def check_answers(target, model, version, local, timeout, expect_version=None):
     """Wait for model (version) on target, compare its metadata with the configuration and its outputs with the
     reference; return a report. Raises CheckFailed naming the difference."""
     # Every call bounded by timeout, and a non-Triton answer named as such (verify's TritonServer).
-    client = tv.TritonServer("http", target.url, timeout)
+    client = verify.TritonServer("http", target.url, timeout)
     try:
         try:
-            tv.wait_ready(client, model, str(version) if version else "", timeout)
-            metadata = tv.normalize_metadata(client.call("get_model_metadata", model, str(version) if version else ""))
-        except (tv.VerifyError, tv.InferenceServerException) as exc:
+            verify.wait_ready(client, model, str(version) if version else "", timeout)
+            metadata = verify.normalize_metadata(client.call("get_model_metadata", model, str(version) if version else ""))
+        except (verify.VerifyError, verify.InferenceServerException) as exc:
             raise CheckFailed(str(exc)) from None
-        problems = tv.compare_metadata(metadata, expected_tensors(local.configs[local.server_config], local.name))
+        problems = verify.compare_metadata(metadata, expected_tensors(local.configs[local.server_config], local.name))
         if problems:
             raise CheckFailed("metadata differs from the configuration: " + "; ".join(problems))
         reference = local.reference
         atol, rtol = float(reference.get("atol", 1e-5)), float(reference.get("rtol", 1e-4))
-        inputs, expected = tv.to_arrays(reference["inputs"]), tv.to_arrays(reference["outputs"])
+        inputs, expected = verify.to_arrays(reference["inputs"]), verify.to_arrays(reference["outputs"])
         try:
-            actual, answered = tv.infer_with_version(client, model, str(version) if version else "", inputs,
+            actual, answered = verify.infer_with_version(client, model, str(version) if version else "", inputs,
                                                      list(expected))
-        except (tv.VerifyError, tv.InferenceServerException) as exc:
+        except (verify.VerifyError, verify.InferenceServerException) as exc:
             raise CheckFailed(f"inference failed: {exc}") from None
-        report, problems = tv.compare_outputs(actual, expected, atol, rtol)
+        report, problems = verify.compare_outputs(actual, expected, atol, rtol)
         if problems:
             raise CheckFailed("answered differently from the reference "
                               f"({os.path.basename(local.reference_path)}): " + "; ".join(problems))
@@ -530,7 +528,7 @@ class SwitchTraffic:
 
     def __init__(self, url, model, reference, concurrency, timeout=30.0):
         self.url, self.model, self.concurrency, self.timeout = url, model, concurrency, timeout
-        self.inputs = tv.to_arrays(reference["inputs"])
+        self.inputs = verify.to_arrays(reference["inputs"])
         self.outputs = list(reference["outputs"])
         self.versions, self.errors, self.requests = {}, [], 0
         self._stop = threading.Event()
@@ -539,11 +537,11 @@ class SwitchTraffic:
         self._started = None
 
     def _worker(self):
-        client = tv.make_client("http", self.url, timeout=self.timeout)
+        client = verify.make_client("http", self.url, timeout=self.timeout)
         try:
             while not self._stop.is_set():
                 try:
-                    _outputs, version = tv.infer_with_version(client, self.model, "", self.inputs, self.outputs)
+                    _outputs, version = verify.infer_with_version(client, self.model, "", self.inputs, self.outputs)
                     with self._lock:
                         self.requests += 1
                         self.versions[version] = self.versions.get(version, 0) + 1
@@ -725,7 +723,7 @@ def _switch(targets, local, plan, params, record, traffic):
                 served = target.served().get(local.name, [])
                 if served != local.desired:
                     raise CheckFailed(f"serves versions {served} after the load, not {local.desired}")
-        except (CheckFailed, tv.VerifyError, urllib.error.URLError, OSError) as exc:
+        except (CheckFailed, verify.VerifyError, urllib.error.URLError, OSError) as exc:
             traffic[target.name] = loop.report()
             raise CheckFailed(f"on server {target.name}: {exc}") from None
         traffic[target.name] = loop.report()
@@ -763,6 +761,16 @@ def _settle(targets_handle, local_by_name, done, timeout):
     return settled
 
 
+def check_params(params):
+    """The module's input checks, before any call: the bucket name, the counts, a non-empty server list."""
+    problems = [p for p in [check_bucket_name(params["bucket"], "bucket")] if p]
+    problems += [f"{option} ({params[option]}) must be at least {low}"
+                 for option, low in (("timeout", 1), ("parallelism", 1), ("switch_clients", 0)) if params[option] < low]
+    if params["servers"] is not None and not params["servers"]:
+        problems.append("servers is empty — list the servers' URLs, or use kubernetes")
+    return problems
+
+
 def run_rollout(client, params, check_mode):
     """The module's flow; returns the result dict. Raises RolloutError (nothing written) or RolloutFailed."""
     local_models = read_local(params["src"], params.get("models"), params.get("config_name") or "",
@@ -777,24 +785,8 @@ def run_rollout(client, params, check_mode):
         result["servers"] = [t.describe() for t in targets]
         served = {t.name: t.served() for t in targets}
         plans = [plan_model(m, bucket, targets, served, params) for m in local_models]
-        # Served models that are not in the local repository (or not among models), and stale candidates.
-        scope = set(local_by_name) if not params.get("models") else set(params["models"])
-        extra = {}
-        for target in targets:
-            for name, versions in served[target.name].items():
-                if versions and name not in local_by_name and (not params.get("models") or name not in scope):
-                    extra.setdefault(name, {})[target.name] = {"before": versions, "after": []}
-        for name, moves in sorted(extra.items()):
-            if params.get("remove_missing") and not params.get("models"):
-                plans.append({"model": name, "action": "remove", "servers": moves, "desired": []})
-            else:
-                plans.append({"model": name, "action": "kept", "desired": moves[next(iter(moves))]["before"],
-                              "servers": {t: {"before": m["before"], "after": m["before"]} for t, m in moves.items()}})
-        for local in local_models:
-            stale = [t for t in targets if t.is_loaded(candidate_name(local.name))]
-            if stale:
-                plans.append({"model": candidate_name(local.name), "action": "cleanup", "desired": [],
-                              "servers": {t.name: {"before": ["loaded"], "after": []} for t in stale}})
+        plans += _served_elsewhere(targets, served, local_by_name, params)
+        plans += _stale_candidates(targets, local_models)
         result["plan"] = [describe_plan(p) for p in plans]
         result["served_models"] = sorted({p["model"] for p in plans if p["action"] not in ("remove", "cleanup")})
         changing = [p for p in plans if p["action"] not in ("unchanged", "kept")]
@@ -805,21 +797,8 @@ def run_rollout(client, params, check_mode):
         if check_mode or not changing:
             return result
         for plan in plans:
-            entry = result["models"][plan["model"]]
             try:
-                if plan["action"] == "publish":
-                    result["uploaded"] += _sync_files(bucket, plan, params["parallelism"])
-                    result["uploaded"] += _write_configs(bucket, plan)
-                elif plan["action"] == "remove":
-                    for target in targets:
-                        if target.name in plan["servers"]:
-                            target.unload(plan["model"])
-                elif plan["action"] == "cleanup":
-                    for target in targets:
-                        if target.name in plan["servers"]:
-                            target.unload(plan["model"])
-                elif plan["action"] == "rollout":
-                    _rollout_one(bucket, targets, local_by_name[plan["model"]], plan, params, entry, result)
+                _apply(plan, bucket, targets, local_by_name, params, result)
             except CheckFailed as exc:
                 result["repository_calls"] = [c for t in targets for c in t.repository_writes()]
                 raise RolloutFailed(f"{plan['model']}: {exc}", result) from None
@@ -833,6 +812,49 @@ def run_rollout(client, params, check_mode):
         result["repository_calls"] = [c for t in handle.by_name.values() for c in t.repository_writes()]
     result["rollouts"] = [_rollout_summary(name, result["models"][name]) for name in done]
     return result
+
+
+def _served_elsewhere(targets, served, local_by_name, params):
+    """Plans of served models not in the local repository (or not among models): removed when asked, else kept."""
+    scope = set(local_by_name) if not params.get("models") else set(params["models"])
+    extra = {}
+    for target in targets:
+        for name, versions in served[target.name].items():
+            if versions and name not in local_by_name and (not params.get("models") or name not in scope):
+                extra.setdefault(name, {})[target.name] = {"before": versions, "after": []}
+    plans = []
+    for name, moves in sorted(extra.items()):
+        if params.get("remove_missing") and not params.get("models"):
+            plans.append({"model": name, "action": "remove", "servers": moves, "desired": []})
+        else:
+            plans.append({"model": name, "action": "kept", "desired": moves[next(iter(moves))]["before"],
+                          "servers": {t: {"before": m["before"], "after": m["before"]} for t, m in moves.items()}})
+    return plans
+
+
+def _stale_candidates(targets, local_models):
+    """Cleanup plans of candidates an interrupted rollout left loaded."""
+    plans = []
+    for local in local_models:
+        stale = [t for t in targets if t.is_loaded(candidate_name(local.name))]
+        if stale:
+            plans.append({"model": candidate_name(local.name), "action": "cleanup", "desired": [],
+                          "servers": {t.name: {"before": ["loaded"], "after": []} for t in stale}})
+    return plans
+
+
+def _apply(plan, bucket, targets, local_by_name, params, result):
+    """Carry out one plan: publish its files, unload it (remove, cleanup) or roll it out."""
+    if plan["action"] == "publish":
+        result["uploaded"] += _sync_files(bucket, plan, params["parallelism"])
+        result["uploaded"] += _write_configs(bucket, plan)
+    elif plan["action"] in ("remove", "cleanup"):
+        for target in targets:
+            if target.name in plan["servers"]:
+                target.unload(plan["model"])
+    elif plan["action"] == "rollout":
+        _rollout_one(bucket, targets, local_by_name[plan["model"]], plan, params, result["models"][plan["model"]],
+                     result)
 
 
 def _rollout_summary(name, entry):

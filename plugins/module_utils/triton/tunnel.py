@@ -28,6 +28,17 @@ except ImportError as exc:  # pragma: no cover
     KUBERNETES_IMPORT_ERROR = exc
 
 
+def pods_spec(**extra):
+    """The argument spec of the pods a module reaches (triton_verify's kubernetes_tunnel, the rollout's kubernetes)."""
+    return dict(type="dict", options=dict(
+        kubeconfig=dict(type="path", required=True),
+        context=dict(type="str"),
+        namespace=dict(type="str", required=True),
+        selector=dict(type="str", required=True),
+        **extra,
+    ))
+
+
 class TunnelError(TritonFilError):
     """The tunnel cannot be opened; the message names what is missing and how to fix it."""
 
