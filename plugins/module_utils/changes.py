@@ -3,22 +3,21 @@
 # Apache License 2.0 (see LICENSE)
 """One convention for a module's ``changes`` list and the ``diff`` built from it.
 
-The common shape, used by gcs_bucket, artifact_registry_repository, gke_cluster and gke_node_pool,
-is one dict per changed setting: ``{"field": name, "before": old, "after": new}``, built with
-``change``; ``diff_of(changes)`` turns such a list into the ``{"before": {...}, "after": {...}}``
+Every module that returns ``changes`` (gcs_bucket, artifact_registry_repository, gke_cluster, gke_node_pool,
+gcp_workload_identity) gives one dict per changed thing: ``{"field": name, "before": old, "after": new}``,
+built with ``change``; ``diff_of(changes)`` turns such a list into the ``{"before": {...}, "after": {...}}``
 that ``--diff`` shows. Extra keys follow the three:
 
 * gke/plan.py plans with ``action`` (the API call that applies it, or ``"recreate"``) and returns
   ``public_changes``: ``{field, before, after, in_place}``;
 * a whole resource created or deleted is one change of ``field`` = the resource kind, before/after
-  ``"absent"``/``"present"``.
+  ``"absent"``/``"present"``;
+* iam/workload_identity.py adds ``resource`` and ``action`` (and ``role``, ``member`` for a policy pair,
+  whose field is ``"RESOURCE ROLE MEMBER"``); its diff shows each policy's roles instead.
 
-Other shapes exist and are module return values, so they stay as they are for now:
-
-* iam/workload_identity.py: ``{resource, action, ...}`` and ``{resource, role, member, action}``,
-  its diff kept separately per resource;
-* triton/model_config.py (migrations): ``{file, path, before, after, notes}``, whole file texts;
-* triton/rollout.py: per-model summaries ``{model, before, versions, servers, ...}``.
+Two other lists are not changes of settings and keep their own shape: triton/model_config.py's
+``migrations`` (``{file, path, before, after, notes}``, whole file texts, their diff one entry per file)
+and gcs_sync's ``actions`` (``{op, object, reason, bytes}``, one per object).
 """
 
 from __future__ import annotations

@@ -153,12 +153,18 @@ account:
     disabled: {description: Whether the account is disabled., type: bool}
     exists: {description: Whether the account exists., type: bool}
 changes:
-  description: What was (or, in check mode, would be) changed, one entry per account action or (role, member) pair.
+  description:
+    - What was (or, in check mode, would be) changed, one entry per account action or (role, member) pair.
+    - Every entry has C(field), C(before) and C(after), as the changes of the other modules do (the account's
+      C(before)/C(after) are C(absent)/C(present) when it is created or deleted; a pair's C(field) is
+      C(RESOURCE ROLE MEMBER)), and C(resource), C(action) (C(create), C(update), C(delete), C(add) or
+      C(remove)) and, for a pair, C(role) and C(member).
   returned: always
   type: list
   elements: dict
   sample:
-    - {resource: projects/my-project, role: roles/monitoring.viewer,
+    - {field: "projects/my-project roles/monitoring.viewer serviceAccount:triton-fil-metrics@my-project.iam.gserviceaccount.com",
+       before: absent, after: present, resource: projects/my-project, role: roles/monitoring.viewer,
        member: "serviceAccount:triton-fil-metrics@my-project.iam.gserviceaccount.com", action: add}
 conflicts_retried:
   description: Policy writes that met a concurrent change and were repeated.
@@ -171,7 +177,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.module import run_gcp_module
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import gcp_argument_spec
 from ansible_collections.rapids.triton_fil.plugins.module_utils.iam.client import IamClient, endpoint_specs
-from ansible_collections.rapids.triton_fil.plugins.module_utils.iam.workload_identity import run
+from ansible_collections.rapids.triton_fil.plugins.module_utils.iam.workload_identity import run_workload_identity
 
 
 def main():
@@ -192,7 +198,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_gcp_module(module, lambda session, params: IamClient(
         session, params["iam_endpoint"], params["resourcemanager_endpoint"], params["storage_endpoint"],
-        conflict_retries=params["conflict_retries"]), run)
+        conflict_retries=params["conflict_retries"]), run_workload_identity)
 
 
 if __name__ == "__main__":

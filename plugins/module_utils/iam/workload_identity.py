@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.rapids.triton_fil.plugins.module_utils.changes import change
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpApiError, GcpError
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcs.client import check_bucket_name
 from ansible_collections.rapids.triton_fil.plugins.module_utils.iam.policy import ROLE_RE, role_view
@@ -79,9 +80,9 @@ PERMISSIONS = ("the caller needs roles/iam.serviceAccountAdmin (accounts and the
                "storage.buckets.setIamPolicy (bucket_roles)")
 
 
-def run(client, params, check_mode):
+def run_workload_identity(client, params, check_mode):
     try:
-        return _run(client, params, check_mode)
+        return _converge(client, params, check_mode)
     except GcpApiError as exc:
         if exc.status == 403:
             raise GcpError(f"{exc} — {PERMISSIONS}") from exc
@@ -98,9 +99,18 @@ class _Record:
     def __init__(self):
         self.changes, self.warnings, self.before, self.after = [], [], {}, {}
 
-    def account(self, email, action, before, after, **fields):
-        self.changes.append({"resource": f"serviceAccounts/{email}", "action": action, **fields})
+    def account(self, email, action, before, after, field="account"):
+        """An account created, updated or deleted: field/before/after (``absent``/``present`` for the account)."""
+        states = {"create": ("absent", "present"), "delete": ("present", "absent")}
+        old, new = states.get(action) or (before.get(field), after.get(field))
+        self.changes.append(change(field, old, new, resource=f"serviceAccounts/{email}", action=action))
         self.before["account"], self.after["account"] = before, after
+
+    def binding(self, resource, role, member, action):
+        """A (role, member) pair added to or removed from a resource's policy."""
+        old, new = ("absent", "present") if action == "add" else ("present", "absent")
+        self.changes.append(change(f"{resource} {role} {member}", old, new, resource=resource, role=role,
+                                   member=member, action=action))
 
 
 def _converge_account(client, params, email, check_mode, record):
@@ -118,7 +128,7 @@ def _converge_account(client, params, email, check_mode, record):
     current = account.get("displayName", "")
     if display_name is not None and current != display_name:
         record.account(email, "update", {"display_name": current}, {"display_name": display_name},
-                       field="display_name", before=current, after=display_name)
+                       field="display_name")
         if not check_mode:
             account = client.patch_account(project, email, display_name)
     return account, False
@@ -158,15 +168,14 @@ def _converge_policies(client, params, email, account, created, check_mode, reco
             _missing_target(target, present, check_mode, record)
             continue
         for role, member in done:
-            record.changes.append({"resource": target.label, "role": role, "member": member,
-                                   "action": "add" if present else "remove"})
+            record.binding(target.label, role, member, "add" if present else "remove")
         if done:
             roles = [role for role, _member in pairs]
             record.before[target.label] = role_view(policy_before, roles)
             record.after[target.label] = role_view(policy_after, roles)
 
 
-def _run(client, params, check_mode):
+def _converge(client, params, check_mode):
     problems = validate(params)
     if problems:
         raise GcpError("; ".join(problems))
