@@ -50,12 +50,12 @@ def is_busy(exc):
 class ContainerClient:
     """projects.locations.clusters / nodePools / operations, with operations waited for."""
 
-    def __init__(self, session, endpoint=DEFAULT_ENDPOINT, *, wait_timeout=1800, poll_max=10.0,
+    def __init__(self, session, endpoint=DEFAULT_ENDPOINT, *, wait_timeout=1800, poll_interval=10.0,
                  sleep=time.sleep, clock=time.monotonic):
         self.session = session
         self.base = (endpoint or DEFAULT_ENDPOINT).rstrip("/") + "/v1"
         self.wait_timeout = wait_timeout
-        self.poll_max = poll_max
+        self.poll_interval = poll_interval
         self._sleep = sleep
         self._clock = clock
         self.operations = []  # names of the operations this run started
@@ -92,7 +92,7 @@ class ContainerClient:
         means it is gone, which is what was asked.
         """
         deadline = self._clock() + self.wait_timeout
-        delay = min(1.0, self.poll_max)
+        delay = min(1.0, self.poll_interval)
         first_attempt = len(self.session.calls)
         while True:
             try:
@@ -107,7 +107,7 @@ class ContainerClient:
                 if not is_busy(exc) or self._clock() + delay > deadline:
                     raise
                 self._sleep(delay)
-                delay = min(delay * 2, self.poll_max)
+                delay = min(delay * 2, self.poll_interval)
         parts = path.split("/")  # projects/P/locations/L/...
         return self.wait(op, parts[1], parts[3], context)
 
@@ -128,7 +128,7 @@ class ContainerClient:
                     f"{context}: operation {name} ({op.get('operationType')}) is still {op.get('status')} after "
                     f"{self.wait_timeout}s; it goes on server-side — raise wait_timeout or re-run to converge")
             self._sleep(delay)
-            delay = min(delay * 2, self.poll_max)
+            delay = min(delay * 2, self.poll_interval)
             op = self.session.json("GET", self._url(path), context=f"{context}: operation {name}")
         message = (op.get("error") or {}).get("message") or op.get("statusMessage")
         if op.get("error") or op.get("statusMessage"):
@@ -149,7 +149,7 @@ class ContainerClient:
                 raise OperationTimeout(f"{context} is still {resource.get('status')} after {self.wait_timeout}s "
                                        "(an operation runs on it); raise wait_timeout or re-run when it has finished")
             self._sleep(delay)
-            delay = min(delay * 2, self.poll_max)
+            delay = min(delay * 2, self.poll_interval)
 
     def cluster_at_rest(self, project, location, name):
         return self.wait_at_rest("cluster", lambda: self.get_cluster(project, location, name),
@@ -221,7 +221,7 @@ def _container_client(session, params):
     if poll <= 0:
         raise GcpError(f"poll_interval must be a positive number of seconds, got {poll}")
     return ContainerClient(session, params["api_endpoint"], wait_timeout=params.get("wait_timeout") or 1800,
-                           poll_max=poll)
+                           poll_interval=poll)
 
 
 def run_container_module(module, runner):

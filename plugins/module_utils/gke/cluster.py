@@ -8,7 +8,7 @@ from __future__ import annotations
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.node_pool import initial_pools
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.plan import (
-    Resource, canonical_scopes, change, converge, differs, dig, is_zone, resource_name,
+    Resource, canonical_scopes, change, converge, differs, nested, is_zone, resource_name,
 )
 
 ADDONS = {
@@ -27,8 +27,8 @@ def _addon_body(key, enabled):
 def _addon_actual(cluster, key):
     api = ADDONS[key]
     if key == "gcs_fuse_csi_driver":
-        return bool(dig(cluster, "addonsConfig", api, "enabled", default=False))
-    return not dig(cluster, "addonsConfig", api, "disabled", default=False)
+        return bool(nested(cluster, "addonsConfig", api, "enabled", default=False))
+    return not nested(cluster, "addonsConfig", api, "disabled", default=False)
 
 
 def _authorized_networks(networks):
@@ -100,15 +100,15 @@ def plan_cluster(params, actual):
     # GKE reports the network and subnetwork by name; a self-link or relative path names the same one.
     recreate_if("network", resource_name(actual.get("network")), resource_name(params.get("network")))
     recreate_if("subnetwork", resource_name(actual.get("subnetwork")), resource_name(params.get("subnetwork")))
-    recreate_if("private_nodes", bool(dig(actual, "privateClusterConfig", "enablePrivateNodes", default=False)),
+    recreate_if("private_nodes", bool(nested(actual, "privateClusterConfig", "enablePrivateNodes", default=False)),
                 params["private_nodes"])
     if params["private_nodes"]:
-        recreate_if("master_ipv4_cidr_block", dig(actual, "privateClusterConfig", "masterIpv4CidrBlock"),
+        recreate_if("master_ipv4_cidr_block", nested(actual, "privateClusterConfig", "masterIpv4CidrBlock"),
                     params["master_ipv4_cidr_block"])
     if default_pool is not None:
-        recreate_if("machine_type", dig(default_pool, "config", "machineType"), params["machine_type"])
-        recreate_if("disk_size_gb", dig(default_pool, "config", "diskSizeGb"), params["disk_size_gb"])
-        recreate_if("oauth_scopes", canonical_scopes(dig(default_pool, "config", "oauthScopes")),
+        recreate_if("machine_type", nested(default_pool, "config", "machineType"), params["machine_type"])
+        recreate_if("disk_size_gb", nested(default_pool, "config", "diskSizeGb"), params["disk_size_gb"])
+        recreate_if("oauth_scopes", canonical_scopes(nested(default_pool, "config", "oauthScopes")),
                     canonical_scopes(params["oauth_scopes"]))
 
     zones, have = node_locations(params), list(actual.get("locations") or [])
@@ -118,11 +118,11 @@ def plan_cluster(params, actual):
         if set(zones) - set(have) and set(have) - set(zones):
             steps.insert(0, {"desiredLocations": have + [z for z in zones if z not in have]})
         changes.append(change("node_locations", have, zones, ("updates", steps)))
-    channel = dig(actual, "releaseChannel", "channel", default="UNSPECIFIED")
+    channel = nested(actual, "releaseChannel", "channel", default="UNSPECIFIED")
     if differs(channel, params["release_channel"]):
         changes.append(change("release_channel", channel, params["release_channel"],
                               ("update", {"desiredReleaseChannel": {"channel": params["release_channel"]}})))
-    pool = dig(actual, "workloadIdentityConfig", "workloadPool", default="")
+    pool = nested(actual, "workloadIdentityConfig", "workloadPool", default="")
     if differs(pool or "", workload_pool(params)):
         changes.append(change("workload_identity", pool or None, workload_pool(params) or None,
                               ("update", {"desiredWorkloadIdentityConfig": {"workloadPool": workload_pool(params)}})))
@@ -157,12 +157,12 @@ def cluster_facts(cluster):
         "location": cluster.get("location"),
         "status": cluster.get("status"),
         "endpoint": cluster.get("endpoint"),
-        "private_endpoint": dig(cluster, "privateClusterConfig", "privateEndpoint"),
-        "ca_certificate": dig(cluster, "masterAuth", "clusterCaCertificate"),
+        "private_endpoint": nested(cluster, "privateClusterConfig", "privateEndpoint"),
+        "ca_certificate": nested(cluster, "masterAuth", "clusterCaCertificate"),
         "master_version": cluster.get("currentMasterVersion"),
         "node_locations": cluster.get("locations"),
-        "workload_pool": dig(cluster, "workloadIdentityConfig", "workloadPool"),
-        "release_channel": dig(cluster, "releaseChannel", "channel"),
+        "workload_pool": nested(cluster, "workloadIdentityConfig", "workloadPool"),
+        "release_channel": nested(cluster, "releaseChannel", "channel"),
         "node_pools": [p.get("name") for p in cluster.get("nodePools", [])],
         "labels": cluster.get("resourceLabels") or {},
         "self_link": cluster.get("selfLink"),

@@ -15,7 +15,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.client import ERROR_STATES
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.plan import (
-    Resource, canonical_scopes, change, converge, differs, dig,
+    Resource, canonical_scopes, change, converge, differs, nested,
 )
 
 # G2 machine types come with a fixed number of NVIDIA L4 GPUs attached (https://cloud.google.com/compute/docs/gpus).
@@ -197,7 +197,7 @@ def desired_pool(params, workload_identity=True):
 
 
 def _accelerator(pool):
-    accels = dig(pool, "config", "accelerators", default=[]) or []
+    accels = nested(pool, "config", "accelerators", default=[]) or []
     return accels[0] if accels else {}
 
 
@@ -241,7 +241,7 @@ def _recreate_changes(params, actual):
     changes += _recreate_if("accelerator_type", accel.get("acceleratorType"), params["accelerator_type"] or None)
     if params["accelerator_type"]:
         changes += _recreate_if("accelerator_count", accel.get("acceleratorCount"), accelerator_count(params))
-        changes += _recreate_if("gpu_driver_version", dig(accel, "gpuDriverInstallationConfig", "gpuDriverVersion"),
+        changes += _recreate_if("gpu_driver_version", nested(accel, "gpuDriverInstallationConfig", "gpuDriverVersion"),
                                 params["gpu_driver_version"])
         # GPU sharing is chosen when the pool is created (GKE time-sharing docs; Terraform: ForceNew).
         if params.get("gpu_sharing_strategy") is not None:
@@ -262,7 +262,7 @@ def _image_changes(params, actual):
     # it is turned off before a move away from COS and on after a move to it.
     image = (config.get("imageType") or IMAGE_STREAMING_IMAGE).upper()  # GKE's default image
     want_image = (params.get("image_type") or image).upper()
-    streaming = bool(dig(config, "gcfsConfig", "enabled"))
+    streaming = bool(nested(config, "gcfsConfig", "enabled"))
     want_streaming = streaming if params.get("image_streaming") is None else params["image_streaming"]
     if want_streaming and want_image != IMAGE_STREAMING_IMAGE:
         raise GcpError(f"node pool {actual.get('name')!r} streams images, which needs image_type "
@@ -298,7 +298,7 @@ def _update_changes(params, actual, workload_identity):
         changes.append(change("taints", _taints(config.get("taints")), _taints(params["taints"]),
                               ("PUT", "", {"taints": {"taints": _taints(params["taints"])}}, "update taints")))
     want_mode = workload_metadata(params, workload_identity)
-    mode = dig(config, "workloadMetadataConfig", "mode") or ("GCE_METADATA" if not workload_identity else None)
+    mode = nested(config, "workloadMetadataConfig", "mode") or ("GCE_METADATA" if not workload_identity else None)
     if want_mode and mode != want_mode:
         changes.append(change("workload_metadata", mode, want_mode,
                               ("PUT", "", {"workloadMetadataConfig": {"mode": want_mode}},
@@ -321,13 +321,13 @@ def pool_facts(pool):
         "name": pool.get("name"),
         "status": pool.get("status"),
         "version": pool.get("version"),
-        "machine_type": dig(pool, "config", "machineType"),
-        "image_type": dig(pool, "config", "imageType"),
-        "spot": bool(dig(pool, "config", "spot")),
-        "image_streaming": bool(dig(pool, "config", "gcfsConfig", "enabled")),
+        "machine_type": nested(pool, "config", "machineType"),
+        "image_type": nested(pool, "config", "imageType"),
+        "spot": bool(nested(pool, "config", "spot")),
+        "image_streaming": bool(nested(pool, "config", "gcfsConfig", "enabled")),
         "accelerator_type": accel.get("acceleratorType"),
         "accelerator_count": int(accel["acceleratorCount"]) if accel.get("acceleratorCount") else 0,
-        "gpu_driver_version": dig(accel, "gpuDriverInstallationConfig", "gpuDriverVersion"),
+        "gpu_driver_version": nested(accel, "gpuDriverInstallationConfig", "gpuDriverVersion"),
         "gpu_sharing_strategy": strategy,
         "max_shared_clients_per_gpu": clients,
         "autoscaling": pool.get("autoscaling") or {},
@@ -400,7 +400,7 @@ def run_pool(client, params, check_mode):
             return {"changed": False, "changes": [], "node_pool": {}, "diff": {"before": {}, "after": {}}}
         raise GcpError(f"cluster {cluster!r} does not exist in {project}/{location}; create it first "
                        "(rapids.triton_fil.gke_cluster) or fix cluster/location")
-    workload_identity = bool(dig(actual_cluster, "workloadIdentityConfig", "workloadPool"))
+    workload_identity = bool(nested(actual_cluster, "workloadIdentityConfig", "workloadPool"))
     problems = validate(params, workload_identity) if params["state"] == "present" else []
     if problems:
         raise GcpError("; ".join(problems))

@@ -14,7 +14,8 @@ from ansible_collections.rapids.triton_fil.plugins.module_utils.changes import c
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import GcpError
 
 
-def dig(obj, *path, default=None):
+def nested(obj, *path, default=None):
+    """obj[path[0]][path[1]]... or default where a key is missing or a level is not a dict."""
     for key in path:
         if not isinstance(obj, dict) or key not in obj:
             return default
@@ -22,19 +23,19 @@ def dig(obj, *path, default=None):
     return obj
 
 
-def norm(value):
+def normalized(value):
     """Comparable form: ints for numeric strings (int64 in JSON), sorted lists of scalars, None for empty."""
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, str) and value.isdigit():
         return int(value)
     if isinstance(value, list):
-        items = [norm(v) for v in value]
+        items = [normalized(v) for v in value]
         if all(not isinstance(v, (dict, list)) for v in items):
             return sorted(items, key=str)
         return items
     if isinstance(value, dict):
-        return {k: norm(v) for k, v in value.items() if v not in (None, "", [], {})}
+        return {k: normalized(v) for k, v in value.items() if v not in (None, "", [], {})}
     return value
 
 
@@ -70,7 +71,7 @@ def is_zone(location):
 
 
 def differs(before, after):
-    return norm(before) != norm(after)
+    return normalized(before) != normalized(after)
 
 
 def change(field, before, after, action):

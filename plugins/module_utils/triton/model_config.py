@@ -23,7 +23,7 @@ import tempfile
 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.errors import TritonFilError
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import pbtxt_edit, releases
-from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.model_files import inspect_model_file
+from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.model_files import FIL_MODEL_FILES, inspect_model_file
 
 try:
     from google.protobuf import text_format
@@ -36,13 +36,6 @@ except ImportError as exc:  # pragma: no cover - reported by the module
     HAS_MODEL_CONFIG = False
     MODEL_CONFIG_IMPORT_ERROR = exc
 
-FIL_MODEL_FILES = {
-    "xgboost": "xgboost.model",
-    "xgboost_json": "xgboost.json",
-    "xgboost_ubj": "xgboost.ubj",
-    "lightgbm": "model.txt",
-    "treelite_checkpoint": "checkpoint.tl",
-}
 IGNORED_ENTRIES = ("__pycache__",)
 # Triton configurations are a few kB; protobuf's text parser needs about a second per MiB and the
 # report grows with every key, so a larger file is refused before it is parsed.
@@ -482,13 +475,17 @@ def _model_entries(path, models=None):
         raise ModelRepositoryError(f"path: {path} cannot be read ({exc.strerror}) — fix its permissions") from exc
     entries = sorted(e for e in listed
                      if os.path.isdir(os.path.join(path, e)) and not e.startswith(".") and e not in IGNORED_ENTRIES)
-    if models:
-        missing = sorted(set(models) - set(entries))
-        if missing:
-            raise ModelRepositoryError(f"models: {', '.join(missing)} not found under {path} "
-                                       f"(found: {', '.join(entries) or 'nothing'})")
-        entries = [e for e in entries if e in models]
-    return entries
+    return select_models(entries, models, path, ModelRepositoryError)
+
+
+def select_models(entries, models, path, error):
+    """entries narrowed to the models asked for (all when none is); error(message) names those not there."""
+    if not models:
+        return entries
+    missing = sorted(set(models) - set(entries))
+    if missing:
+        raise error(f"models: {', '.join(missing)} not found under {path} (found: {', '.join(entries) or 'nothing'})")
+    return [e for e in entries if e in models]
 
 
 def release_summary(release):

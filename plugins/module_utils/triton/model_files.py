@@ -26,6 +26,14 @@ import struct
 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.errors import TritonFilError
 
+# The file name the FIL backend loads for each model_type (fil_backend docs/model_config.md).
+FIL_MODEL_FILES = {
+    "xgboost": "xgboost.model",
+    "xgboost_json": "xgboost.json",
+    "xgboost_ubj": "xgboost.ubj",
+    "lightgbm": "model.txt",
+    "treelite_checkpoint": "checkpoint.tl",
+}
 TREELITE_TASKS = {0: "binary", 1: "regressor", 2: "multiclass", 3: "ranking", 4: "isolation_forest"}
 # The head read for the NUL scan and the header checks.
 HEAD_BYTES = 1024 * 1024

@@ -83,10 +83,11 @@ def _entry(tokens, start, end):
     return found
 
 
-def find_parameters(text):
-    """[{key, value, key_token, value_token, span: (start, end) to cut, form}] for every top-level parameters entry."""
-    tokens = _tokens(text)
-    entries = []
+def _top_level(tokens, field, visit):
+    """Call visit(i, j) for every top-level ``field`` word (tokens[i]; tokens[j] follows its optional ``:``).
+
+    visit returns the index to go on from (past what it consumed), or None to go on after the word.
+    """
     depth = 0
     i = 0
     while i < len(tokens):
@@ -95,37 +96,66 @@ def find_parameters(text):
             depth += 1
         elif value in "}]>":
             depth -= 1
-        elif depth == 0 and kind == "word" and value == "parameters":
+        elif depth == 0 and kind == "word" and value == field:
             j = i + 1
-            if tokens[j][1] == ":":
+            if j < len(tokens) and tokens[j][1] == ":":
                 j += 1
-            if tokens[j][1] == "[":
-                close = _match_close(tokens, j)
-                k = j + 1
-                while k < close:
-                    if tokens[k][1] in "{<":
-                        end = _match_close(tokens, k)
-                        cut_end = tokens[end][3]
-                        cut_start = tokens[k][2]
-                        if tokens[end + 1][1] == ",":
-                            cut_end = tokens[end + 1][3]
-                        elif tokens[k - 1][1] == ",":
-                            cut_start = tokens[k - 1][2]
-                        entries.append(dict(_entry(tokens, k, end), span=(cut_start, cut_end), form="list"))
-                        k = end + 1
-                    else:
-                        k += 1
-                i = close + 1
-                continue
-            if tokens[j][1] in "{<":
-                end = _match_close(tokens, j)
-                cut_end = tokens[end][3]
-                if end + 1 < len(tokens) and tokens[end + 1][1] in ",;":
-                    cut_end = tokens[end + 1][3]
-                entries.append(dict(_entry(tokens, j, end), span=(tokens[i][2], cut_end), form="field"))
-                i = end + 1
+            resume = visit(i, j)
+            if resume is not None:
+                i = resume
                 continue
         i += 1
+
+
+def _message_end(tokens, j):
+    """(index of the bracket closing the message opened at tokens[j], text offset its cut ends at: past a , or ;)."""
+    end = _match_close(tokens, j)
+    cut_end = tokens[end][3]
+    if end + 1 < len(tokens) and tokens[end + 1][1] in ",;":
+        cut_end = tokens[end + 1][3]
+    return end, cut_end
+
+
+def _list_entries(tokens, j):
+    """The entries of a ``parameters: [ {..}, {..} ]`` list opened at tokens[j]; each cut takes one comma along."""
+    close = _match_close(tokens, j)
+    entries = []
+    k = j + 1
+    while k < close:
+        if tokens[k][1] in "{<":
+            end = _match_close(tokens, k)
+            cut_end = tokens[end][3]
+            cut_start = tokens[k][2]
+            if tokens[end + 1][1] == ",":
+                cut_end = tokens[end + 1][3]
+            elif tokens[k - 1][1] == ",":
+                cut_start = tokens[k - 1][2]
+            entries.append(dict(_entry(tokens, k, end), span=(cut_start, cut_end), form="list"))
+            k = end + 1
+        else:
+            k += 1
+    return entries, close
+
+
+def find_parameters(text):
+    """[{key, value, key_token, value_token, span: (start, end) to cut, form}] for every top-level parameters entry."""
+    tokens = _tokens(text)
+    entries = []
+
+    def visit(i, j):
+        if j >= len(tokens):
+            return None
+        if tokens[j][1] == "[":
+            found, close = _list_entries(tokens, j)
+            entries.extend(found)
+            return close + 1
+        if tokens[j][1] in "{<":
+            end, cut_end = _message_end(tokens, j)
+            entries.append(dict(_entry(tokens, j, end), span=(tokens[i][2], cut_end), form="field"))
+            return end + 1
+        return None
+
+    _top_level(tokens, "parameters", visit)
     for entry in entries:
         entry["tokens"] = tokens
     return entries
@@ -176,28 +206,15 @@ def remove_field(text, field):
     """
     tokens = _tokens(text)
     cuts = []
-    depth = 0
-    i = 0
-    while i < len(tokens):
-        kind, value = tokens[i][0], tokens[i][1]
-        if value in "{[<":
-            depth += 1
-        elif value in "}]>":
-            depth -= 1
-        elif depth == 0 and kind == "word" and value == field:
-            j = i + 1
-            if j < len(tokens) and tokens[j][1] == ":":
-                j += 1
-            if j >= len(tokens) or tokens[j][1] not in "{<":
-                raise PbtxtEditError(f"{field} is not a message field here")
-            end = _match_close(tokens, j)
-            cut_end = tokens[end][3]
-            if end + 1 < len(tokens) and tokens[end + 1][1] in ",;":
-                cut_end = tokens[end + 1][3]
-            cuts.append(_widen_to_lines(text, tokens[i][2], cut_end))
-            i = end + 1
-            continue
-        i += 1
+
+    def visit(i, j):
+        if j >= len(tokens) or tokens[j][1] not in "{<":
+            raise PbtxtEditError(f"{field} is not a message field here")
+        end, cut_end = _message_end(tokens, j)
+        cuts.append(_widen_to_lines(text, tokens[i][2], cut_end))
+        return end + 1
+
+    _top_level(tokens, field, visit)
     out = text
     for start, end in sorted(cuts, reverse=True):
         out = out[:start] + out[end:]

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.errors import TritonFilError
-from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import verify as tv
+from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import verify
 from ansible_collections.rapids.triton_fil.plugins.module_utils.triton.tunnel import KubeTunnel, local_url, url_port
 
 
@@ -22,22 +22,22 @@ class VerifyFailed(TritonFilError):
 def _load(load, protocol, url, model, version, inputs, output_names, result, timeout):
     """The load phase with the engine asked for: the built-in Python loop, or perf_analyzer when installed."""
     engine = load.get("engine") or "python"
-    binary = tv.find_perf_analyzer(load.get("perf_analyzer")) if engine in ("perf_analyzer", "auto") else None
+    binary = verify.find_perf_analyzer(load.get("perf_analyzer")) if engine in ("perf_analyzer", "auto") else None
     if engine == "perf_analyzer" and binary is None:
         where = f"at load.perf_analyzer={load['perf_analyzer']}" if load.get("perf_analyzer") else "on PATH"
         raise VerifyFailed(f"load.engine=perf_analyzer but no executable perf_analyzer is {where} — install it "
                            "(scripts/bootstrap.sh puts one in .tools/bin) or set load.engine to python or auto", result)
     if binary is None and protocol == "http":
-        return tv.http_load_phase(url, model, version, inputs, output_names, load["concurrency"], load["duration"],
+        return verify.http_load_phase(url, model, version, inputs, output_names, load["concurrency"], load["duration"],
                                   timeout=timeout)
     if binary is None:
-        return tv.load_phase(lambda: tv.make_client(protocol, url, timeout), protocol, model, version, inputs,
+        return verify.load_phase(lambda: verify.make_client(protocol, url, timeout), protocol, model, version, inputs,
                              output_names, load["concurrency"], load["duration"], timeout=timeout)
     workdir = tempfile.mkdtemp(prefix="triton-verify-")
     try:
-        measured = tv.perf_analyzer_load(binary, protocol, url, model, version, inputs, load["concurrency"],
+        measured = verify.perf_analyzer_load(binary, protocol, url, model, version, inputs, load["concurrency"],
                                          load["duration"], workdir, timeout=timeout)
-    except tv.VerifyError as exc:
+    except verify.VerifyError as exc:
         raise VerifyFailed(f"load phase: {exc}", result) from exc
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -60,7 +60,7 @@ def run_verify(params):
         _verify(params, reference, load, result)
     except VerifyFailed:
         raise
-    except tv.VerifyError as exc:
+    except verify.VerifyError as exc:
         raise VerifyFailed(f"{url}: {exc}" if url not in str(exc) else str(exc), result) from exc
     except Exception as exc:  # pylint: disable=broad-except  # the last net: a message, never a traceback
         raise VerifyFailed(f"{url}: unexpected {type(exc).__name__} from the client library: {exc} — check url, "
@@ -82,17 +82,17 @@ def _reference(params, result):
     if not params.get("reference_file"):
         return None
     try:
-        return tv.load_reference(params["reference_file"])
-    except tv.VerifyError as exc:
+        return verify.load_reference(params["reference_file"])
+    except verify.VerifyError as exc:
         raise VerifyFailed(str(exc), result) from exc
 
 
 def _verify(params, reference, load, result):
     protocol, url, model, version = params["protocol"], params["url"], params["model"], params["model_version"]
     timeout = params["timeout"]
-    server = tv.TritonServer(protocol, url, timeout)
+    server = verify.TritonServer(protocol, url, timeout)
     try:
-        result["server"]["waited_s"] = tv.wait_ready(server, model, version, timeout)
+        result["server"]["waited_s"] = verify.wait_ready(server, model, version, timeout)
         result["server"]["version"] = server.server_metadata().get("version")
         _check_metadata(server, params, result)
         if reference is not None:
@@ -108,8 +108,8 @@ def _verify(params, reference, load, result):
         server.close()
     if params.get("metrics_url"):
         try:
-            result["metrics"] = tv.scrape_metrics(params["metrics_url"], model, timeout=timeout)
-        except tv.VerifyError as exc:
+            result["metrics"] = verify.scrape_metrics(params["metrics_url"], model, timeout=timeout)
+        except verify.VerifyError as exc:
             raise VerifyFailed(str(exc), result) from exc
 
 
@@ -117,13 +117,13 @@ def _check_metadata(server, params, result):
     """The metadata phase: record the model's inputs/outputs and compare them with expected_config."""
     url, model, version = params["url"], params["model"], params["model_version"]
     try:
-        metadata = tv.normalize_metadata(server.call("get_model_metadata", model, version))
-    except tv.InferenceServerException as exc:
+        metadata = verify.normalize_metadata(server.call("get_model_metadata", model, version))
+    except verify.InferenceServerException as exc:
         raise VerifyFailed(f"{url}: model {model!r}: {exc}", result) from exc
     result["metadata"] = {kind: {name: {"datatype": d, "shape": s} for name, (d, s) in metadata[kind].items()}
                           for kind in ("inputs", "outputs")}
     if params.get("expected_config"):
-        problems = tv.compare_metadata(metadata, params["expected_config"])
+        problems = verify.compare_metadata(metadata, params["expected_config"])
         if problems:
             raise VerifyFailed(f"model {model!r} metadata differs from its config: " + "; ".join(problems), result)
 
@@ -133,15 +133,15 @@ def _check_inference(server, params, reference, result):
     protocol, model, version = params["protocol"], params["model"], params["model_version"]
     atol = params["atol"] if params.get("atol") is not None else float(reference.get("atol", 1e-5))
     rtol = params["rtol"] if params.get("rtol") is not None else float(reference.get("rtol", 1e-4))
-    inputs, expected = tv.to_arrays(reference["inputs"]), tv.to_arrays(reference["outputs"])
+    inputs, expected = verify.to_arrays(reference["inputs"]), verify.to_arrays(reference["outputs"])
     try:
-        actual = tv.infer(server, protocol, model, version, inputs, list(expected))
-    except tv.InferenceServerException as exc:
+        actual = verify.infer(server, protocol, model, version, inputs, list(expected))
+    except verify.InferenceServerException as exc:
         raise VerifyFailed(f"inference on model {model!r} failed: {exc}", result) from exc
-    except tv.VerifyError as exc:
+    except verify.VerifyError as exc:
         raise VerifyFailed(f"inference on model {model!r}: {exc} — the model hangs or is overloaded; raise "
                            "timeout or read the server log", result) from exc
-    report, problems = tv.compare_outputs(actual, expected, atol, rtol)
+    report, problems = verify.compare_outputs(actual, expected, atol, rtol)
     result["inference"] = {"rows": int(next(iter(inputs.values())).shape[0]), "atol": atol, "rtol": rtol,
                            "outputs": report, "matched": not problems}
     if problems:

@@ -545,43 +545,71 @@ def http_load_phase(url, model, version, inputs, output_names, concurrency, dura
     duration_s + timeout.
     """
     import asyncio  # pylint: disable=import-outside-toplevel
-    import socket  # pylint: disable=import-outside-toplevel
 
-    request = http_infer_request(url, model, version, inputs, output_names)
-    host, port = split_host_port(strip_scheme(url).split("/", 1)[0])
-    latencies, errors = [], []
-    timeout = float(timeout)
-    timed_out = f"{url} did not answer an inference request within {timeout:g}s (the timeout)"
+    target = _LoadTarget(url, http_infer_request(url, model, version, inputs, output_names), float(timeout), clock)
+    started = clock()
+    stop_at = started + duration_s
+    if concurrency == 1:
+        latencies, errors = _blocking_load(target, stop_at)
+    else:
+        latencies, errors = [], []
+        for found in asyncio.run(_async_load(target, stop_at, concurrency)):
+            latencies += found[0]
+            errors += found[1]
+    elapsed = clock() - started
+    return load_summary(latencies, errors, elapsed, inputs, concurrency)
+
+
+class _LoadTarget:
+    """What every client of the load phase sends where: the request bytes, host, port, timeout and clock."""
+
+    def __init__(self, url, request, timeout, clock):
+        self.request, self.timeout, self.clock = request, timeout, clock
+        self.host, self.port = split_host_port(strip_scheme(url).split("/", 1)[0])
+        self.timed_out = f"{url} did not answer an inference request within {timeout:g}s (the timeout)"
+
+
+def _error_of(status, body):
+    return f"HTTP {status.decode('ascii', 'replace')}: {body[:200].decode('utf-8', 'replace')}"
+
+
+async def _read_body(reader, head):
+    """The body of an HTTP/1.1 answer whose head was read: Content-Length or chunked (trailers skipped)."""
+    lower = head.lower()
+    for line in lower.split(b"\r\n"):
+        if line.startswith(b"content-length:"):
+            length = int(line[15:])
+            return await reader.readexactly(length) if length else b""
+    if b"transfer-encoding: chunked" in lower:
+        parts = []
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while await reader.readuntil(b"\r\n") != b"\r\n":
+                    pass  # trailers
+                return b"".join(parts)
+            parts.append(await reader.readexactly(size))
+            await reader.readexactly(2)
+    return b""
+
+
+async def _async_load(target, stop_at, concurrency):
+    """[(latencies, errors)] of `concurrency` keep-alive connections sending until stop_at from one loop."""
+    import asyncio  # pylint: disable=import-outside-toplevel
+
     bounded = getattr(asyncio, "timeout", None)  # Python 3.11+: one timer per request, no extra task
-
-    async def read_body(reader, head):
-        lower = head.lower()
-        for line in lower.split(b"\r\n"):
-            if line.startswith(b"content-length:"):
-                length = int(line[15:])
-                return await reader.readexactly(length) if length else b""
-        if b"transfer-encoding: chunked" in lower:
-            parts = []
-            while True:
-                size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while await reader.readuntil(b"\r\n") != b"\r\n":
-                        pass  # trailers
-                    return b"".join(parts)
-                parts.append(await reader.readexactly(size))
-                await reader.readexactly(2)
-        return b""
+    clock, timeout = target.clock, target.timeout
 
     async def exchange(reader, writer):
-        writer.write(request)
+        writer.write(target.request)
         head = await reader.readuntil(b"\r\n\r\n")
-        return head, await read_body(reader, head)
+        return head, await _read_body(reader, head)
 
     async def connect():
-        return await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        return await asyncio.wait_for(asyncio.open_connection(target.host, target.port), timeout)
 
-    async def worker(stop_at):
-        writer = None
+    async def worker():
+        latencies, errors, writer = [], [], None
         try:
             reader, writer = await connect()
             while clock() < stop_at:
@@ -595,69 +623,69 @@ def http_load_phase(url, model, version, inputs, output_names, concurrency, dura
                 if status == b"200":
                     latencies.append(clock() - t0)
                 else:
-                    errors.append(f"HTTP {status.decode('ascii', 'replace')}: {body[:200].decode('utf-8', 'replace')}")
+                    errors.append(_error_of(status, body))
                 if b"connection: close" in head.lower():
                     writer.close()
                     reader, writer = await connect()
         except asyncio.TimeoutError:
-            errors.append(timed_out)
+            errors.append(target.timed_out)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
         finally:
             if writer is not None:
                 writer.close()
+        return latencies, errors
 
-    async def run():
-        stop_at = clock() + duration_s
-        await asyncio.gather(*(worker(stop_at) for _worker in range(concurrency)))
+    return await asyncio.gather(*(worker() for _worker in range(concurrency)))
 
-    def run_blocking():
-        """One client: a blocking socket is cheaper per request than an event loop (latency-bound)."""
-        stop_at = clock() + duration_s
-        try:
-            with socket.create_connection((host, port), timeout=timeout) as sock:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                stream = sock.makefile("rb")
-                while clock() < stop_at:
-                    t0 = clock()
-                    sock.sendall(request)
-                    status, length, chunked, close = stream.readline()[9:12], None, False, False
-                    while True:
-                        line = stream.readline()
-                        if line in (b"\r\n", b"\n", b""):
-                            break
-                        lower = line.lower()
-                        if lower.startswith(b"content-length:"):
-                            length = int(lower[15:])
-                        elif lower.startswith(b"transfer-encoding:") and b"chunked" in lower:
-                            chunked = True
-                        elif lower.startswith(b"connection:") and b"close" in lower:
-                            close = True
-                    body = stream.read(length) if length else b""
-                    while chunked:
-                        size = int(stream.readline().split(b";", 1)[0].strip() or b"0", 16)
-                        if size == 0:
-                            while stream.readline() not in (b"\r\n", b"\n", b""):
-                                pass
-                            break
-                        body += stream.read(size)
-                        stream.readline()
-                    if status == b"200":
-                        latencies.append(clock() - t0)
-                    else:
-                        errors.append(f"HTTP {status.decode('ascii', 'replace')}: "
-                                      f"{body[:200].decode('utf-8', 'replace')}")
-                    if close:
-                        break
-        except socket.timeout:
-            errors.append(timed_out)
-        except (OSError, ValueError) as exc:
-            errors.append(f"{type(exc).__name__}: {exc}")
 
-    started = clock()
-    if concurrency == 1:
-        run_blocking()
-    else:
-        asyncio.run(run())
-    elapsed = clock() - started
-    return load_summary(latencies, errors, elapsed, inputs, concurrency)
+def _read_answer(stream):
+    """(status, body, close) of one HTTP/1.1 answer read from a blocking stream."""
+    status, length, chunked, close = stream.readline()[9:12], None, False, False
+    while True:
+        line = stream.readline()
+        if line in (b"\r\n", b"\n", b""):
+            break
+        lower = line.lower()
+        if lower.startswith(b"content-length:"):
+            length = int(lower[15:])
+        elif lower.startswith(b"transfer-encoding:") and b"chunked" in lower:
+            chunked = True
+        elif lower.startswith(b"connection:") and b"close" in lower:
+            close = True
+    body = stream.read(length) if length else b""
+    while chunked:
+        size = int(stream.readline().split(b";", 1)[0].strip() or b"0", 16)
+        if size == 0:
+            while stream.readline() not in (b"\r\n", b"\n", b""):
+                pass
+            break
+        body += stream.read(size)
+        stream.readline()
+    return status, body, close
+
+
+def _blocking_load(target, stop_at):
+    """(latencies, errors) of one client: a blocking socket is cheaper per request than an event loop."""
+    import socket  # pylint: disable=import-outside-toplevel
+
+    latencies, errors, clock = [], [], target.clock
+    try:
+        with socket.create_connection((target.host, target.port), timeout=target.timeout) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            stream = sock.makefile("rb")
+            while clock() < stop_at:
+                t0 = clock()
+                sock.sendall(target.request)
+                status, body, close = _read_answer(stream)
+                if status == b"200":
+                    latencies.append(clock() - t0)
+                else:
+                    errors.append(_error_of(status, body))
+                if close:
+                    break
+    except socket.timeout:
+        errors.append(target.timed_out)
+    except (OSError, ValueError) as exc:
+        errors.append(f"{type(exc).__name__}: {exc}")
+    return latencies, errors

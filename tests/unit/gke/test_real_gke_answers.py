@@ -99,7 +99,7 @@ class ScriptedSession:
 
 
 def client(answers):
-    return ContainerClient(ScriptedSession(answers), "http://gke", wait_timeout=30, poll_max=0.01,
+    return ContainerClient(ScriptedSession(answers), "http://gke", wait_timeout=30, poll_interval=0.01,
                            sleep=lambda _s: None)
 
 

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import verify as tv
+from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import verify
 from testlib import silent_listener
 
 INPUTS = {"input__0": np.arange(16, dtype=np.float32).reshape(2, 8)}
@@ -61,7 +61,7 @@ class Server:
 def test_keep_alive_connections_send_the_same_request(mode, concurrency):
     server = Server(mode)
     try:
-        load = tv.http_load_phase(server.url, "fil", "", INPUTS, ["output__0"], concurrency=concurrency,
+        load = verify.http_load_phase(server.url, "fil", "", INPUTS, ["output__0"], concurrency=concurrency,
                                   duration_s=0.5)
     finally:
         server.close()
@@ -81,7 +81,7 @@ def test_keep_alive_connections_send_the_same_request(mode, concurrency):
 def test_errors_are_counted_and_the_first_is_kept(concurrency):
     server = Server("error")
     try:
-        load = tv.http_load_phase(server.url, "fil", "3", INPUTS, ["output__0"], concurrency=concurrency,
+        load = verify.http_load_phase(server.url, "fil", "3", INPUTS, ["output__0"], concurrency=concurrency,
                                   duration_s=0.3)
     finally:
         server.close()
@@ -92,7 +92,7 @@ def test_errors_are_counted_and_the_first_is_kept(concurrency):
 
 @pytest.mark.parametrize("concurrency", [1, 2])
 def test_a_closed_port_is_an_error_not_a_hang(concurrency):
-    load = tv.http_load_phase("http://127.0.0.1:9", "fil", "", INPUTS, ["output__0"], concurrency=concurrency,
+    load = verify.http_load_phase("http://127.0.0.1:9", "fil", "", INPUTS, ["output__0"], concurrency=concurrency,
                               duration_s=0.2)
     assert load["requests"] == 0 and load["errors"] == concurrency and "Error" in load["first_error"]
 
@@ -107,7 +107,7 @@ def mute():
 @pytest.mark.parametrize("concurrency", [1, 3])
 def test_a_request_without_an_answer_ends_at_the_timeout(mute, concurrency):
     started = time.monotonic()
-    load = tv.http_load_phase(mute, "fil", "", INPUTS, ["output__0"], concurrency=concurrency, duration_s=0.2,
+    load = verify.http_load_phase(mute, "fil", "", INPUTS, ["output__0"], concurrency=concurrency, duration_s=0.2,
                               timeout=1)
     took = time.monotonic() - started
     assert took < 0.2 + 1 + 1.5, f"took {took:.1f}s with timeout 1"
@@ -118,4 +118,4 @@ def test_a_request_without_an_answer_ends_at_the_timeout(mute, concurrency):
 @pytest.mark.parametrize("text, expected", [("127.0.0.1:8000", ("127.0.0.1", 8000)), ("triton", ("triton", 80)),
                                             ("[::1]:8000", ("::1", 8000)), ("[::1]", ("::1", 80))])
 def test_split_host_port(text, expected):
-    assert tv.split_host_port(text) == expected
+    assert verify.split_host_port(text) == expected

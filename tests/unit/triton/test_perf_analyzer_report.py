@@ -8,7 +8,7 @@ import types
 import numpy as np
 import pytest
 
-from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import verify as tv
+from ansible_collections.rapids.triton_fil.plugins.module_utils.triton import verify
 
 # The header perf_analyzer 2.47 writes with -f (latencies in microseconds).
 CSV = ("Concurrency,Inferences/Second,Client Send,Network+Server Send/Recv,Server Queue,Server Compute Input,"
@@ -18,7 +18,7 @@ CSV = ("Concurrency,Inferences/Second,Client Send,Network+Server Send/Recv,Serve
 
 
 def test_the_report_becomes_the_load_fields():
-    load = tv.parse_perf_analyzer_csv(CSV, rows=8, duration_s=3.0)
+    load = verify.parse_perf_analyzer_csv(CSV, rows=8, duration_s=3.0)
     assert load["engine"] == "perf_analyzer" and load["concurrency"] == 4
     assert load["throughput_rps"] == pytest.approx(13144.2 / 8, abs=0.01) and load["rows_per_s"] == 13144.2
     assert load["latency_ms"] == {"p50": 1.799, "p90": 2.893, "p99": 11.32, "max": None, "avg": 2.366}
@@ -26,8 +26,8 @@ def test_the_report_becomes_the_load_fields():
 
 
 def test_an_empty_report_is_an_error():
-    with pytest.raises(tv.VerifyError, match="no measurement"):
-        tv.parse_perf_analyzer_csv("Concurrency,Inferences/Second\n", rows=8, duration_s=1)
+    with pytest.raises(verify.VerifyError, match="no measurement"):
+        verify.parse_perf_analyzer_csv("Concurrency,Inferences/Second\n", rows=8, duration_s=1)
 
 
 def test_command_line_and_input_file(tmp_path):
@@ -39,7 +39,7 @@ def test_command_line_and_input_file(tmp_path):
         (tmp_path / "perf_report.csv").write_text(CSV)
         return types.SimpleNamespace(returncode=0, stdout="", stderr="")
 
-    load = tv.perf_analyzer_load("/x/perf_analyzer", "grpc", "127.0.0.1:8001", "fil", "", inputs, 4, 6.0,
+    load = verify.perf_analyzer_load("/x/perf_analyzer", "grpc", "127.0.0.1:8001", "fil", "", inputs, 4, 6.0,
                                  str(tmp_path), run=run)
     cmd = seen["cmd"]
     assert cmd[cmd.index("-i") + 1] == "grpc" and cmd[cmd.index("-b") + 1] == "8"
@@ -55,6 +55,6 @@ def test_a_failing_run_names_the_exit_and_the_last_lines(tmp_path):
     def run(cmd, **_kwargs):
         return types.SimpleNamespace(returncode=99, stdout="", stderr="error: failed to get model metadata\n")
 
-    with pytest.raises(tv.VerifyError, match="exit 99.*failed to get model metadata"):
-        tv.perf_analyzer_load("pa", "http", "h:1", "fil", "", {"i": np.zeros((2, 3), np.float32)}, 1, 1,
+    with pytest.raises(verify.VerifyError, match="exit 99.*failed to get model metadata"):
+        verify.perf_analyzer_load("pa", "http", "h:1", "fil", "", {"i": np.zeros((2, 3), np.float32)}, 1, 1,
                               str(tmp_path), run=run)
