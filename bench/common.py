@@ -17,6 +17,7 @@ sys.path.insert(0, str(REPO / "collections"))
 RESULTS = REPO / "bench" / "results"
 
 from http_proxy import RequestCounter  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
+from local_stack.controlplane.network import copy_until_closed  # noqa: E402  pylint: disable=wrong-import-position
 
 
 class CountingProxy:
@@ -54,22 +55,11 @@ class CountingProxy:
             threading.Thread(target=self._pipe, args=(upstream, client, "received"), daemon=True).start()
 
     def _pipe(self, src, dst, counter):
-        try:
-            while True:
-                data = src.recv(1 << 16)
-                if not data:
-                    break
-                with self._lock:
-                    setattr(self, counter, getattr(self, counter) + len(data))
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+        copy_until_closed(src, dst, lambda n: self._count(counter, n))
+
+    def _count(self, counter, n):
+        with self._lock:
+            setattr(self, counter, getattr(self, counter) + n)
 
     def close(self):
         self._stop = True

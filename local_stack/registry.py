@@ -20,6 +20,7 @@ import urllib.request
 import warnings
 from pathlib import Path
 
+from local_stack.access_log import AccessLog
 from local_stack.images import digest_of
 
 ACCESS_LINE = re.compile(r'"(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP/[0-9.]+" (\d+)')
@@ -67,34 +68,22 @@ def free_port():
         return sock.getsockname()[1]
 
 
-class Registry:
+class Registry(AccessLog):
     """One running registry: its address, credentials, access log, and push/read helpers for tests."""
 
+    line = ACCESS_LINE
+
     def __init__(self, host, log_file, proc, username=None, password=None, token_service=None):
+        super().__init__(log_file)
         self.host = host
         self.url = f"http://{host}"
-        self.log_file = Path(log_file)
         self.proc = proc
         self.username = username
         self.password = password
         self.token_service = token_service
-        self._mark = 0
         self._tokens = {}
 
-    # --- counting at the server ----------------------------------------------------------------
-    def mark(self):
-        self._mark = self.log_file.stat().st_size
-
-    def requests(self):
-        """(method, path, status) of every request since mark()."""
-        with open(self.log_file, "rb") as handle:
-            handle.seek(self._mark)
-            text = handle.read().decode("utf-8", "replace")
-        return [(m.group(1), m.group(2), int(m.group(3))) for m in ACCESS_LINE.finditer(text)]
-
-    def writes(self):
-        return [r for r in self.requests() if r[0] in ("POST", "PUT", "PATCH", "DELETE")]
-
+    # --- counting at the server: mark(), requests(), reads(), writes() (AccessLog) ------------
     def blob_writes(self):
         return [r for r in self.writes() if "/blobs/" in r[1]]
 

@@ -43,6 +43,7 @@ if __package__ in (None, ""):  # run as a script: make the local_stack package i
     sys.path.insert(0, str(REPO))
 
 from local_stack.backend_dir import assemble_backend_dir  # noqa: E402  pylint: disable=wrong-import-position
+from local_stack.simulators.google_http import free_port  # noqa: E402  pylint: disable=wrong-import-position
 
 SOURCE_IMAGE = ("nvidia/tritonserver", "26.06-py3")  # a small stand-in image, seeded once per run folder
 BUILD_BASE_IMAGE = ("local/shell-base", "1")  # FROM image of local_stack/image_context (gcr_image_mode: build)
@@ -54,12 +55,6 @@ DEFAULT_CONFIG_NAME = "cpu"
 
 def log(msg):
     print(f"local-stack: {msg}", file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def site_packages(venv):

@@ -37,7 +37,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -50,6 +49,7 @@ import yaml
 from local_stack.controlplane import pki
 from local_stack.controlplane.monitoring import Monitoring
 from local_stack.controlplane.network import EgressProxy
+from local_stack.simulators.google_http import free_port
 
 HERE = Path(__file__).resolve().parent
 SERVICE_CIDR = "10.8.0.0/20"
@@ -71,12 +71,6 @@ MACHINES = {"n1-standard-4": (4, 15), "n1-standard-8": (8, 30), "n1-standard-16"
 
 def log(msg):
     print(f"controlplane: {msg}", file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def kubeconfig(path, server, ca_file, *, cert=None, key=None, token=None, context="local"):

@@ -19,7 +19,7 @@ import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler
 
-from local_stack.simulators.google_http import serve_http, stop_http
+from local_stack.simulators.google_http import send_json, serve_http, stop_http
 
 TYPE_FILTER = re.compile(r'metric\.type\s*=\s*"([^"]+)"')
 
@@ -100,12 +100,7 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
     def _reply(self, status, body):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, body)
 
     def do_GET(self):  # noqa: N802
         parts = urllib.parse.urlsplit(self.path)

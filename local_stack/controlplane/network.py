@@ -96,27 +96,31 @@ class EgressProxy:
         pipe(client, upstream)
 
 
+def copy_until_closed(src, dst, seen=None):
+    """Copy bytes src -> dst until either side closes, then shut both down; seen(n) hears each chunk's size."""
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            if seen is not None:
+                seen(len(data))
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
 def pipe(left, right):
     """Copy bytes both ways until either side closes."""
-    def copy(src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    other = threading.Thread(target=copy, args=(right, left), daemon=True)
+    other = threading.Thread(target=copy_until_closed, args=(right, left), daemon=True)
     other.start()
-    copy(left, right)
+    copy_until_closed(left, right)
     other.join()
     left.close()
     right.close()

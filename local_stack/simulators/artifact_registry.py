@@ -16,10 +16,10 @@ from urllib.parse import parse_qs, urlsplit
 
 try:
     from .discovery import Discovery
-    from .google_http import serve_http, stop_http
+    from .google_http import send_json, serve_http, stop_http
 except ImportError:  # run as a script
     from discovery import Discovery  # type: ignore[no-redef]
-    from google_http import serve_http, stop_http  # type: ignore[no-redef]
+    from google_http import send_json, serve_http, stop_http  # type: ignore[no-redef]
 
 OUTPUT_ONLY = {"createTime", "updateTime", "registryUri", "sizeBytes", "satisfiesPzs", "satisfiesPzi"}
 MASK_PATHS = {"description", "labels", "docker_config", "docker_config.immutable_tags", "cleanup_policies",
@@ -140,12 +140,7 @@ class ArtifactRegistrySimulator:
                 except ValueError:
                     status, answer = 400, {"error": {"code": 400, "status": "INVALID_ARGUMENT",
                                                      "message": "Invalid JSON payload received."}}
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, answer)
 
             def do_GET(self):  # noqa: N802
                 self._serve("GET")

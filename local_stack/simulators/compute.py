@@ -45,10 +45,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 try:
     from .discovery import Discovery
-    from .google_http import ApiError, FaultQueue, JsonHandler, serve_apis, stop_apis
+    from .google_http import ApiError, JsonHandler, MultiApiSimulator
 except ImportError:  # run as a script
     from discovery import Discovery  # type: ignore[no-redef]
-    from google_http import ApiError, FaultQueue, JsonHandler, serve_apis, stop_apis  # type: ignore[no-redef]
+    from google_http import ApiError, JsonHandler, MultiApiSimulator  # type: ignore[no-redef]
 
 APIS = {"compute": "compute.v1", "serviceusage": "serviceusage.v1"}
 COMPUTE_ROOT = "https://www.googleapis.com/compute/v1"
@@ -56,22 +56,15 @@ COMPUTE_REASONS = {400: "invalid", 401: "required", 403: "forbidden", 404: "notF
                    500: "backendError", 503: "backendError"}
 
 
-class ComputeSimulator(FaultQueue):
+class ComputeSimulator(MultiApiSimulator):
     def __init__(self):
-        self.discovery = {api: Discovery(doc) for api, doc in APIS.items()}
-        self.parameters = {api: d.parameters for api, d in self.discovery.items()}
-        self.prefix = {api: "/" + d.doc["servicePath"].rstrip("/") if d.doc.get("servicePath") else ""
-                       for api, d in self.discovery.items()}
-        self.lock = threading.RLock()
+        self._init_apis({api: Discovery(doc) for api, doc in APIS.items()})
         self.projects = {}       # project id -> project number
         self.zones = {}          # zone -> {accelerator type: maximumCardsPerInstance}
         self.quotas = {}         # (project, region) -> {metric: [limit, usage]}
         self.services = {}       # project id -> set of enabled service names
         self.listing_denied = set()  # projects whose services the caller may not list
-        self.requests = []       # (api, method, path, method id or None, status)
-        self.faults = []
         self._numbers = itertools.count(402_118_664_201)
-        self.servers, self.urls = {}, {}
 
     # ----------------------------------------------------------------- test API
     def project(self, project, enabled=()):
@@ -121,15 +114,8 @@ class ComputeSimulator(FaultQueue):
         with self.lock:
             return [r for r in self.requests if r[1] not in ("GET", "HEAD")]
 
-    def reset_log(self):
-        with self.lock:
-            self.requests.clear()
-
-    def serve(self):
-        return serve_apis(self, APIS, _Handler)
-
-    def close(self):
-        stop_apis(self)
+    def _handler(self):
+        return _Handler
 
     # ----------------------------------------------------------------- helpers
     def _project(self, ref):
@@ -260,14 +246,8 @@ class _Handler(JsonHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
-        discovery, prefix = sim.discovery[self.api], sim.prefix[self.api]
-        found = discovery.match(verb, path[len(prefix):]) if path.startswith(prefix) else None
-        method_id = found[0] if found else None
-        text = f"{verb} {path} {method_id or ''}"
-
-        def log(status):
-            with sim.lock:
-                sim.requests.append((self.api, verb, path, method_id, status))
+        _found, method_id, text = self._route(verb, path)
+        log = self._logger(verb, path, method_id)
 
         if not (self.headers.get("Authorization") or "").startswith("Bearer "):
             log(401)

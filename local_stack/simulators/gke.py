@@ -560,12 +560,17 @@ class GkeSimulator(FaultQueue):
                 pool["statusMessage"] = "Node pool creation failed."
         return 200, self.start_operation(project, location, "CREATE_NODE_POOL", pool["selfLink"], key, done)
 
-    def m_clusters_nodePools_delete(self, project, location, cluster_name, name, body):
+    def _claim_pool(self, project, location, cluster_name, name, status):
+        """(key, cluster, pool) of a pool an operation starts on: 400 while its cluster is busy, else status set."""
         key = (project, location, cluster_name)
         cluster = self._cluster(project, location, cluster_name)
         pool = self._pool(cluster, name)
         self._not_busy(key)
-        pool["status"] = "STOPPING"
+        pool["status"] = status
+        return key, cluster, pool
+
+    def m_clusters_nodePools_delete(self, project, location, cluster_name, name, body):
+        key, cluster, pool = self._claim_pool(project, location, cluster_name, name, "STOPPING")
 
         def done(ok):
             if ok:
@@ -574,11 +579,7 @@ class GkeSimulator(FaultQueue):
         return 200, self.start_operation(project, location, "DELETE_NODE_POOL", pool["selfLink"], key, done)
 
     def _pool_op(self, project, location, cluster_name, name, op_type, mutate, sync=True):
-        key = (project, location, cluster_name)
-        cluster = self._cluster(project, location, cluster_name)
-        pool = self._pool(cluster, name)
-        self._not_busy(key)
-        pool["status"] = "RECONCILING"
+        key, cluster, pool = self._claim_pool(project, location, cluster_name, name, "RECONCILING")
 
         def done(ok):
             if ok:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -44,6 +45,39 @@ class FaultQueue:
         return None
 
 
+class MultiApiSimulator(FaultQueue):
+    """A simulator of several Google APIs, one loopback server each (compute and serviceusage; iam, resource
+    manager and storage): their discovery documents, the request log, queued faults, serve and close.
+
+    ``requests`` holds ``(api, method, path, method id or None, status)``; ``_handler()`` is the subclass's
+    JsonHandler.
+    """
+
+    def _init_apis(self, discovery):
+        """discovery: {api name: Discovery}; the path prefix of each API is its servicePath."""
+        self.discovery = discovery
+        self.parameters = {api: d.parameters for api, d in discovery.items()}
+        self.prefix = {api: "/" + d.doc.get("servicePath", "").rstrip("/") if d.doc.get("servicePath") else ""
+                       for api, d in discovery.items()}
+        self.lock = threading.RLock()
+        self.requests = []
+        self.faults = []
+        self.servers, self.urls = {}, {}
+
+    def _handler(self):
+        raise NotImplementedError
+
+    def reset_log(self):
+        with self.lock:
+            self.requests.clear()
+
+    def serve(self):
+        return serve_apis(self, self.discovery, self._handler())
+
+    def close(self):
+        stop_apis(self)
+
+
 class JsonHandler(BaseHTTPRequestHandler):
     """Routes every verb to ``_dispatch(verb)``; ``_send`` and ``_error`` answer in Google's JSON."""
 
@@ -56,12 +90,21 @@ class JsonHandler(BaseHTTPRequestHandler):
         raise NotImplementedError
 
     def _send(self, status, payload):
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, payload)
+
+    def _route(self, verb, path):
+        """(match, method id, fault text) of a request to one API of a MultiApiSimulator, by its discovery document."""
+        discovery, prefix = self.sim.discovery[self.api], self.sim.prefix[self.api]
+        found = discovery.match(verb, path[len(prefix):]) if path.startswith(prefix) else None
+        method_id = found[0] if found else None
+        return found, method_id, f"{verb} {path} {method_id or ''}"
+
+    def _logger(self, verb, path, method_id):
+        """log(status): records the request in the simulator's ``requests``."""
+        def log(status):
+            with self.sim.lock:
+                self.sim.requests.append((self.api, verb, path, method_id, status))
+        return log
 
     def _error(self, error):
         words = error.status.lower().split("_")
@@ -83,6 +126,23 @@ class JsonHandler(BaseHTTPRequestHandler):
 
     def do_DELETE(self):  # noqa: N802
         self._dispatch("DELETE")
+
+
+def send_json(handler, status, payload):
+    """Answer an http.server request with payload as JSON, the way Google's APIs do (UTF-8, a length)."""
+    data = json.dumps(payload).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json; charset=UTF-8")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+def free_port():
+    """A loopback TCP port free now (for a program that binds it itself)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def serve_http(handler):

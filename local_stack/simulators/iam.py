@@ -38,10 +38,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 try:
     from .discovery import Discovery
-    from .google_http import ApiError, FaultQueue, JsonHandler, serve_apis, stop_apis
+    from .google_http import ApiError, JsonHandler, MultiApiSimulator
 except ImportError:  # run as a script
     from discovery import Discovery  # type: ignore[no-redef]
-    from google_http import ApiError, FaultQueue, JsonHandler, serve_apis, stop_apis  # type: ignore[no-redef]
+    from google_http import ApiError, JsonHandler, MultiApiSimulator  # type: ignore[no-redef]
 
 APIS = {"iam": "iam.v1", "resourcemanager": "cloudresourcemanager.v1", "storage": "storage.v1"}
 STORAGE_REASONS = {400: "invalid", 401: "required", 403: "forbidden", 404: "notFound", 409: "conflict",
@@ -58,13 +58,9 @@ def _etag(counter):
     return base64.b64encode(f"etag-{counter}".encode()).decode()
 
 
-class IamSimulator(FaultQueue):
+class IamSimulator(MultiApiSimulator):
     def __init__(self, propagation_seconds=1.0):
-        self.discovery = {api: Discovery(doc) for api, doc in APIS.items()}
-        self.parameters = {api: d.parameters for api, d in self.discovery.items()}
-        self.prefix = {api: "/" + d.doc.get("servicePath", "").rstrip("/") if d.doc.get("servicePath") else ""
-                       for api, d in self.discovery.items()}
-        self.lock = threading.RLock()
+        self._init_apis({api: Discovery(doc) for api, doc in APIS.items()})
         self.propagation_seconds = propagation_seconds
         self.accounts = {}            # email -> ServiceAccount
         self.created = {}             # email -> time.monotonic() of its create
@@ -72,14 +68,10 @@ class IamSimulator(FaultQueue):
         self.buckets = set()
         self.foreign_buckets = set()  # buckets of another project: the caller may not even read them
         self.workload_pools = None    # None: every PROJECT.svc.id.goog exists; a set: only those (GKE makes one)
-        self.requests = []            # (api, method, path, method id or None, status)
-        self.faults = []
         self.schema_rejections = []   # (method id, problems)
         self.blind_writes = 0         # setIamPolicy without an etag
         self._etags = itertools.count(1)
         self._ids = itertools.count(104892734562394857000)
-        self.servers = {}
-        self.urls = {}
 
     # ----------------------------------------------------------------- test API
     def inject(self, kind, status=None, *, count=1, match="", reason=None, message=None, role=None, member=None):
@@ -128,15 +120,8 @@ class IamSimulator(FaultQueue):
     def write_calls(self):
         return self.calls(writes_only=True)
 
-    def reset_log(self):
-        with self.lock:
-            self.requests.clear()
-
-    def serve(self):
-        return serve_apis(self, APIS, _Handler)
-
-    def close(self):
-        stop_apis(self)
+    def _handler(self):
+        return _Handler
 
     # ----------------------------------------------------------------- state
     def _new_policy(self, bindings=None):
@@ -341,14 +326,8 @@ class _Handler(JsonHandler):
         path, query = parts.path, dict(parse_qsl(parts.query, keep_blank_values=True))
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        discovery, prefix = sim.discovery[self.api], sim.prefix[self.api]
-        found = discovery.match(verb, path[len(prefix):]) if path.startswith(prefix) else None
-        method_id = found[0] if found else None
-        text = f"{verb} {path} {method_id or ''}"
-
-        def log(status):
-            with sim.lock:
-                sim.requests.append((self.api, verb, path, method_id, status))
+        _found, method_id, text = self._route(verb, path)
+        log = self._logger(verb, path, method_id)
 
         if sim.take_fault(("drop",), text):
             log(None)

@@ -3,43 +3,26 @@
 from __future__ import annotations
 
 import json
-import re
 import urllib.request
-from pathlib import Path
 
 import pytest
 
+from local_stack.access_log import FAKE_GCS_LINE, AccessLog
 from local_stack.stack import REPO, start_fake_gcs, stop_process
 
-# fake-gcs-server logs each request as an escaped combined-log line: \"GET /path HTTP/1.1\" 200 123
-LOG_LINE = re.compile(r'\\?"(GET|POST|PUT|PATCH|DELETE|HEAD) (\S+) HTTP/[0-9.]+\\?" (\d+)')
 
 
-class FakeGcs:
+class FakeGcs(AccessLog):
+    """fake-gcs-server: its URL, the requests it logged since mark() (AccessLog), bucket and object helpers."""
+
+    line = FAKE_GCS_LINE
+
     def __init__(self, url, log_file):
+        super().__init__(log_file)
         self.url = url
-        self.log_file = Path(log_file)
-        self._mark = 0
-
-    def mark(self):
-        """Start counting requests from here."""
-        self._mark = self.log_file.stat().st_size
-
-    def requests(self):
-        """(method, path, status) of every request since mark()."""
-        with open(self.log_file, "rb") as handle:
-            handle.seek(self._mark)
-            text = handle.read().decode("utf-8", "replace")
-        return [(m.group(1), m.group(2), int(m.group(3))) for m in LOG_LINE.finditer(text)]
-
-    def reads(self):
-        return [r for r in self.requests() if r[0] in ("GET", "HEAD")]
 
     def uploads(self):
         return [r for r in self.requests() if r[1].startswith("/upload/")]
-
-    def writes(self):
-        return [r for r in self.requests() if r[0] not in ("GET", "HEAD")]
 
     def create_bucket(self, name):
         request = urllib.request.Request(f"{self.url}/storage/v1/b?project=test", method="POST",

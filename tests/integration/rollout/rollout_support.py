@@ -3,32 +3,23 @@
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
-# fake-gcs-server logs each request as an escaped combined-log line: \"GET /path HTTP/1.1\" 200 123
-LOG_LINE = re.compile(r'\\?"(GET|POST|PUT|PATCH|DELETE|HEAD) (\S+) HTTP/[0-9.]+\\?" (\d+)')
+from local_stack.access_log import FAKE_GCS_LINE, AccessLog
 
 
-class BucketLog:
-    """The stack's fake-gcs-server: its request log (writes since mark()) and its objects."""
+class BucketLog(AccessLog):
+    """The stack's fake-gcs-server: its request log (writes since mark(), AccessLog) and its objects."""
+
+    line = FAKE_GCS_LINE
 
     def __init__(self, url, log_file):
-        self.url, self.log_file, self._mark = url, Path(log_file), 0
-
-    def mark(self):
-        self._mark = self.log_file.stat().st_size
-
-    def writes(self):
-        with open(self.log_file, "rb") as handle:
-            handle.seek(self._mark)
-            text = handle.read().decode("utf-8", "replace")
-        return [(m.group(1), m.group(2)) for m in LOG_LINE.finditer(text) if m.group(1) not in ("GET", "HEAD")]
+        super().__init__(log_file)
+        self.url = url
 
     def read(self, bucket, name):
         quoted = urllib.parse.quote(name, safe="")

@@ -186,7 +186,7 @@ def test_a_version_with_wrong_outputs_is_refused_and_the_old_one_keeps_serving(t
     assert not any(ready(u, "fil__rollout_candidate") for u in urls(two_servers))
     assert {v: bucket_config(two_servers, variant=v) for v in before} == before
     writes = two_servers["gcs"].writes()
-    assert writes and all(method == "POST" and path.startswith("/upload/") for method, path in writes), writes
+    assert writes and all(method == "POST" and path.startswith("/upload/") for method, path, _status in writes), writes
     after = two_servers["gcs"].names(env["TRITON_FIL_BUCKET"])
     assert set(objects) < set(after) and f"{PREFIX}/fil/3/xgboost.json" in after
 
