@@ -79,7 +79,7 @@ def test_create_idempotent_preserves_others_heals_conflicts_and_absent_keeps_the
         (f"projects/{PROJECT}", "roles/monitoring.viewer"), (f"buckets/{BUCKET}", "roles/storage.objectViewer"),
         (f"serviceAccounts/triton-fil@{PROJECT}.iam.gserviceaccount.com", "roles/iam.workloadIdentityUser")}
     # The changes have the shape of every module's changes: field, before, after, then the IAM details.
-    assert all(list(c)[:3] == ["field", "before", "after"] and (c["before"], c["after"]) == ("absent", "present")
+    assert all({"field", "before", "after"} <= set(c) and (c["before"], c["after"]) == ("absent", "present")
                for c in planned["changes"]), planned["changes"]
 
     first = ansible(PLAY, extra_vars=ev(iam), diff=True)
