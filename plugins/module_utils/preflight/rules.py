@@ -172,10 +172,9 @@ def rule_location(s):
         region = None
     zone = s.get("gcp_zone")
     if zone:
-        if not ZONE_RE.match(str(zone)):
-            yield ("gcp_zone", f"{zone!r} is not a zone — use a name like 'us-central1-a'")
-        elif region and not str(zone).startswith(f"{region}-"):
-            yield ("gcp_zone", f"{zone!r} is not in gcp_region {region!r} — pick a zone of that region")
+        problem = _zone_problem(zone, region, f"is not in gcp_region {region!r} — pick a zone of that region")
+        if problem:
+            yield ("gcp_zone", problem)
     location = str(s.get("gke_cluster_location", ""))
     if region and "gke_cluster" in s.roles and (ZONE_RE.match(location) or REGION_RE.match(location)) \
             and _region_of(location) != region:
@@ -194,11 +193,18 @@ def rule_cluster_location(s):
         return
     region = _region_of(str(location)) if location else None
     for zone in s.get("gke_cluster_node_locations", []):
-        if not ZONE_RE.match(str(zone)):
-            yield ("gke_cluster_node_locations", f"{zone!r} is not a zone — use names like 'us-central1-a'")
-        elif region and not str(zone).startswith(f"{region}-"):
-            yield ("gke_cluster_node_locations", f"{zone!r} is outside the cluster's region {region!r} — "
-                                                 f"list zones of {region}")
+        problem = _zone_problem(zone, region, f"is outside the cluster's region {region!r} — list zones of {region}")
+        if problem:
+            yield ("gke_cluster_node_locations", problem)
+
+
+def _zone_problem(zone, region, outside):
+    """What is wrong with a zone name: not a zone, or (``outside``) not in region; None when nothing is."""
+    if not ZONE_RE.match(str(zone)):
+        return f"{zone!r} is not a zone — use a name like 'us-central1-a'"
+    if region and not str(zone).startswith(f"{region}-"):
+        return f"{zone!r} {outside}"
+    return None
 
 
 @rule("gke-name", "GKE cluster and node pool names: at most 40 lowercase letters, digits, hyphens; a letter first",
