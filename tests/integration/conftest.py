@@ -11,7 +11,6 @@ from local_stack.access_log import FAKE_GCS_LINE, AccessLog
 from local_stack.stack import REPO, start_fake_gcs, stop_process
 
 
-
 class FakeGcs(AccessLog):
     """fake-gcs-server: its URL, the requests it logged since mark() (AccessLog), bucket and object helpers."""
 

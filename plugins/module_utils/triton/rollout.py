@@ -505,7 +505,7 @@ def check_answers(target, model, version, local, timeout, expect_version=None):
         inputs, expected = verify.to_arrays(reference["inputs"]), verify.to_arrays(reference["outputs"])
         try:
             actual, answered = verify.infer_with_version(client, model, str(version) if version else "", inputs,
-                                                     list(expected))
+                                                         list(expected))
         except (verify.VerifyError, verify.InferenceServerException) as exc:
             raise CheckFailed(f"inference failed: {exc}") from None
         report, problems = verify.compare_outputs(actual, expected, atol, rtol)

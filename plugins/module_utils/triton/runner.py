@@ -29,14 +29,14 @@ def _load(load, protocol, url, model, version, inputs, output_names, result, tim
                            "(scripts/bootstrap.sh puts one in .tools/bin) or set load.engine to python or auto", result)
     if binary is None and protocol == "http":
         return verify.http_load_phase(url, model, version, inputs, output_names, load["concurrency"], load["duration"],
-                                  timeout=timeout)
+                                      timeout=timeout)
     if binary is None:
         return verify.load_phase(lambda: verify.make_client(protocol, url, timeout), protocol, model, version, inputs,
-                             output_names, load["concurrency"], load["duration"], timeout=timeout)
+                                 output_names, load["concurrency"], load["duration"], timeout=timeout)
     workdir = tempfile.mkdtemp(prefix="triton-verify-")
     try:
         measured = verify.perf_analyzer_load(binary, protocol, url, model, version, inputs, load["concurrency"],
-                                         load["duration"], workdir, timeout=timeout)
+                                             load["duration"], workdir, timeout=timeout)
     except verify.VerifyError as exc:
         raise VerifyFailed(f"load phase: {exc}", result) from exc
     finally:

@@ -62,7 +62,7 @@ def test_keep_alive_connections_send_the_same_request(mode, concurrency):
     server = Server(mode)
     try:
         load = verify.http_load_phase(server.url, "fil", "", INPUTS, ["output__0"], concurrency=concurrency,
-                                  duration_s=0.5)
+                                      duration_s=0.5)
     finally:
         server.close()
     assert load["errors"] == 0 and load["requests"] == len(server.requests) > 3
@@ -82,7 +82,7 @@ def test_errors_are_counted_and_the_first_is_kept(concurrency):
     server = Server("error")
     try:
         load = verify.http_load_phase(server.url, "fil", "3", INPUTS, ["output__0"], concurrency=concurrency,
-                                  duration_s=0.3)
+                                      duration_s=0.3)
     finally:
         server.close()
     assert load["requests"] == 0 and load["errors"] > 0
@@ -93,7 +93,7 @@ def test_errors_are_counted_and_the_first_is_kept(concurrency):
 @pytest.mark.parametrize("concurrency", [1, 2])
 def test_a_closed_port_is_an_error_not_a_hang(concurrency):
     load = verify.http_load_phase("http://127.0.0.1:9", "fil", "", INPUTS, ["output__0"], concurrency=concurrency,
-                              duration_s=0.2)
+                                  duration_s=0.2)
     assert load["requests"] == 0 and load["errors"] == concurrency and "Error" in load["first_error"]
 
 
@@ -108,7 +108,7 @@ def mute():
 def test_a_request_without_an_answer_ends_at_the_timeout(mute, concurrency):
     started = time.monotonic()
     load = verify.http_load_phase(mute, "fil", "", INPUTS, ["output__0"], concurrency=concurrency, duration_s=0.2,
-                              timeout=1)
+                                  timeout=1)
     took = time.monotonic() - started
     assert took < 0.2 + 1 + 1.5, f"took {took:.1f}s with timeout 1"
     assert load["requests"] == 0 and load["errors"] == concurrency

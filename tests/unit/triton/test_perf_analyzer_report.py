@@ -40,7 +40,7 @@ def test_command_line_and_input_file(tmp_path):
         return types.SimpleNamespace(returncode=0, stdout="", stderr="")
 
     load = verify.perf_analyzer_load("/x/perf_analyzer", "grpc", "127.0.0.1:8001", "fil", "", inputs, 4, 6.0,
-                                 str(tmp_path), run=run)
+                                     str(tmp_path), run=run)
     cmd = seen["cmd"]
     assert cmd[cmd.index("-i") + 1] == "grpc" and cmd[cmd.index("-b") + 1] == "8"
     assert cmd[cmd.index("--concurrency-range") + 1] == "4:4"
@@ -57,4 +57,4 @@ def test_a_failing_run_names_the_exit_and_the_last_lines(tmp_path):
 
     with pytest.raises(verify.VerifyError, match="exit 99.*failed to get model metadata"):
         verify.perf_analyzer_load("pa", "http", "h:1", "fil", "", {"i": np.zeros((2, 3), np.float32)}, 1, 1,
-                              str(tmp_path), run=run)
+                                  str(tmp_path), run=run)

@@ -17,13 +17,13 @@ CONFIG = {"max_batch_size": 64,
 
 def test_metadata_matches_config_with_batch_dimension():
     meta = verify.normalize_metadata({"name": "fil", "inputs": [{"name": "input__0", "datatype": "FP32", "shape": [-1, 32]}],
-                                  "outputs": [{"name": "output__0", "datatype": "FP32", "shape": [-1, 2]}]})
+                                      "outputs": [{"name": "output__0", "datatype": "FP32", "shape": [-1, 2]}]})
     assert verify.compare_metadata(meta, CONFIG) == []
 
 
 def test_metadata_differences_are_named():
     meta = verify.normalize_metadata({"inputs": [{"name": "input__0", "datatype": "FP32", "shape": [-1, 30]}],
-                                  "outputs": [{"name": "probs", "datatype": "FP32", "shape": [-1, 2]}]})
+                                      "outputs": [{"name": "probs", "datatype": "FP32", "shape": [-1, 2]}]})
     problems = verify.compare_metadata(meta, CONFIG)
     assert "input 'input__0': server has FP32 [-1, 30], config declares FP32 [-1, 32]" in problems
     assert "output 'output__0' is declared in the config but the server does not expose it" in problems
@@ -86,7 +86,7 @@ def test_metrics_scrape_from_a_real_http_endpoint():
     try:
         url = f"http://127.0.0.1:{httpd.server_address[1]}/metrics"
         assert verify.scrape_metrics(url, "fil") == {"nv_inference_request_success": 12.0,
-                                                 "nv_inference_queue_duration_us": 340.0}
+                                                     "nv_inference_queue_duration_us": 340.0}
     finally:
         httpd.shutdown()
         httpd.server_close()
