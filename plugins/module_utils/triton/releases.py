@@ -68,6 +68,23 @@ GPU_ENGINE_CHANGES = (("24.10", "cuML FIL"), ("26.06", "nvForest"))
 
 _MODEL_TYPES = ("xgboost", "xgboost_json", "xgboost_ubj", "lightgbm", "treelite_checkpoint")
 
+
+def _parameters(classifier_key, gpu_parameters):
+    """One set's table: the parameters both sets read, in the order docs/model_config.md lists
+    them, with the set's classifier key and its GPU (cuML FIL / nvForest) parameters."""
+    return {
+        "model_type": {"type": "choice", "choices": _MODEL_TYPES, "default": "xgboost"},
+        classifier_key: {"type": "bool", "required": True},
+        "predict_proba": {"type": "bool", "default": "false"},
+        "threshold": {"type": "float", "required": "classifier"},
+        "xgboost_allow_unknown_field": {"type": "bool", "default": "false"},
+        "transfer_threshold": {"type": "size", "default": "0", "gpu_only": True},
+        **gpu_parameters,
+        "cpu_nthread": {"type": "int", "default": "-1"},
+        "use_experimental_optimizations": {"type": "bool", "default": "false"},
+    }
+
+
 # name -> spec. type: bool ("true"/"false" only: rapids-triton get_config_param), int, float,
 # size (unsigned), choice. required: True, or "classifier" (read without a default only when the
 # model is a classifier). Source: src/shared_state.h (and src/fil_config.h / nvforest_config.h
@@ -76,22 +93,14 @@ PARAMETER_SETS = {
     "24.10": {
         "source": "fil_backend 87e48ba (r24.10) src/shared_state.h, src/fil_config.h, docs/model_config.md",
         "classifier_key": "output_class",
-        "parameters": {
-            "model_type": {"type": "choice", "choices": _MODEL_TYPES, "default": "xgboost"},
-            "output_class": {"type": "bool", "required": True},
-            "predict_proba": {"type": "bool", "default": "false"},
-            "threshold": {"type": "float", "required": "classifier"},
-            "xgboost_allow_unknown_field": {"type": "bool", "default": "false"},
-            "transfer_threshold": {"type": "size", "default": "0", "gpu_only": True},
+        "parameters": _parameters("output_class", {
             "algo": {"type": "choice", "choices": ("ALGO_AUTO", "NAIVE", "TREE_REORG", "BATCH_TREE_REORG"),
                      "default": "ALGO_AUTO", "gpu_only": True},
             "storage_type": {"type": "choice", "choices": ("AUTO", "DENSE", "SPARSE", "SPARSE8"), "default": "AUTO",
                              "gpu_only": True},
             "blocks_per_sm": {"type": "int", "default": "0", "gpu_only": True},
             "threads_per_tree": {"type": "int", "default": "1", "gpu_only": True},
-            "cpu_nthread": {"type": "int", "default": "-1"},
-            "use_experimental_optimizations": {"type": "bool", "default": "false"},
-        },
+        }),
         # Parameters of the newer set this release does not read: the backend ignores them, so
         # the older name must be given (output_class is required here).
         "unknown_newer": {"is_classifier": ("25.09", "output_class"), "layout": ("25.09", "algo"),
@@ -102,22 +111,14 @@ PARAMETER_SETS = {
     "25.09": {
         "source": "fil_backend e15438b (r25.09) src/shared_state.h, src/fil_config.h, src/tl_model.h, docs/model_config.md",
         "classifier_key": "is_classifier",
-        "parameters": {
-            "model_type": {"type": "choice", "choices": _MODEL_TYPES, "default": "xgboost"},
-            "is_classifier": {"type": "bool", "required": True},
-            "predict_proba": {"type": "bool", "default": "false"},
-            "threshold": {"type": "float", "required": "classifier"},
-            "xgboost_allow_unknown_field": {"type": "bool", "default": "false"},
-            "transfer_threshold": {"type": "size", "default": "0", "gpu_only": True},
+        "parameters": _parameters("is_classifier", {
             # "layered_children_together" is accepted as a synonym of "layered" (name_to_fil_layout).
             "layout": {"type": "choice", "choices": ("depth_first", "breadth_first", "layered",
                                                      "layered_children_together"),
                        "default": "depth_first", "gpu_only": True},
             # docs/model_config.md: "chunk_size can be any power of 2 between 1 and 32".
             "chunk_size": {"type": "int", "default": "1", "gpu_only": True, "powers_of_two": (1, 32)},
-            "cpu_nthread": {"type": "int", "default": "-1"},
-            "use_experimental_optimizations": {"type": "bool", "default": "false"},
-        },
+        }),
         "unknown_newer": {},
         # src/shared_state.h logs "The `X` parameter has been removed in 25.09 release. Use `Y`
         # instead." and ignores the value, except output_class, whose value is still honoured.
@@ -156,20 +157,13 @@ def _key(tag):
     return int(year), int(month)
 
 
-def _set_for(tag):
-    name = None
-    for first, set_name in PARAMETER_SET_CHANGES:
+def _in_force(changes, tag):
+    """The value of the last change at or before tag (changes: (first tag, value), oldest first)."""
+    value = None
+    for first, changed_to in changes:
         if _key(tag) >= _key(first):
-            name = set_name
-    return name
-
-
-def _engine_for(tag):
-    engine = None
-    for first, name in GPU_ENGINE_CHANGES:
-        if _key(tag) >= _key(first):
-            engine = name
-    return engine
+            value = changed_to
+    return value
 
 
 def _build():
@@ -179,7 +173,8 @@ def _build():
             "tag": tag, "image_tag": f"{tag}-py3", "triton_version": triton,
             "server_branch": f"r{tag}", "server_commit": server_commit,
             "fil_branch": f"r{tag}", "fil_commit": fil_commit,
-            "treelite": treelite, "parameter_set": _set_for(tag), "gpu_engine": _engine_for(tag),
+            "treelite": treelite, "parameter_set": _in_force(PARAMETER_SET_CHANGES, tag),
+            "gpu_engine": _in_force(GPU_ENGINE_CHANGES, tag),
             "covered": True,
         }
     return table
