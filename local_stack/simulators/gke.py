@@ -41,6 +41,7 @@ import json
 import re
 import threading
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 try:
@@ -57,19 +58,9 @@ FAKE_CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nRkFLRS1HS0UtQ0E=\n----
 DEFAULT_SCOPES = ["https://www.googleapis.com/auth/devstorage.read_only",
                   "https://www.googleapis.com/auth/logging.write",
                   "https://www.googleapis.com/auth/monitoring"]
-# gcloud's scope aliases (terraform-provider-google tpgresource/service_scope.go, CanonicalizeServiceScope):
-# node pools report the URLs.
-SCOPE_ALIASES = {
-    "bigquery": "bigquery", "cloud-platform": "cloud-platform", "cloud-source-repos": "source.full_control",
-    "cloud-source-repos-ro": "source.read_only", "compute-ro": "compute.readonly", "compute-rw": "compute",
-    "datastore": "datastore", "logging-write": "logging.write", "monitoring": "monitoring",
-    "monitoring-read": "monitoring.read", "monitoring-write": "monitoring.write", "pubsub": "pubsub",
-    "service-control": "servicecontrol", "service-management": "service.management.readonly",
-    "sql": "sqlservice", "sql-admin": "sqlservice.admin", "storage-full": "devstorage.full_control",
-    "storage-ro": "devstorage.read_only", "storage-rw": "devstorage.read_write", "taskqueue": "taskqueue",
-    "trace": "trace.append", "useraccounts-ro": "cloud.useraccounts.readonly",
-    "useraccounts-rw": "cloud.useraccounts", "userinfo-email": "userinfo.email",
-}
+# gcloud's scope aliases, read from a data file that names its source (Terraform's
+# CanonicalizeServiceScope): node pools report the URLs.
+_SCOPES = json.loads((Path(__file__).parent / "data" / "scope_aliases.json").read_text())
 # G2 machine types carry a fixed number of L4 GPUs (https://cloud.google.com/compute/docs/gpus, NVIDIA L4).
 G2_GPUS = {"g2-standard-4": 1, "g2-standard-8": 1, "g2-standard-12": 1, "g2-standard-16": 1, "g2-standard-24": 2,
            "g2-standard-32": 1, "g2-standard-48": 4, "g2-standard-96": 8}
@@ -83,7 +74,8 @@ def fingerprint(labels):
 
 
 def canonical_scope(scope):
-    return f"https://www.googleapis.com/auth/{SCOPE_ALIASES[scope]}" if scope in SCOPE_ALIASES else scope
+    alias = _SCOPES["aliases"].get(scope)
+    return _SCOPES["prefix"] + alias if alias else scope
 
 
 def short_name(link):
