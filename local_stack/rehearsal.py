@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -46,6 +46,7 @@ from local_stack.controlplane.google_identity import GoogleIdentity  # noqa: E40
 from local_stack.simulators.artifact_registry import ArtifactRegistrySimulator  # noqa: E402  pylint: disable=wrong-import-position
 from local_stack.simulators.compute import ComputeSimulator  # noqa: E402  pylint: disable=wrong-import-position
 from local_stack.simulators.gke import GkeSimulator  # noqa: E402  pylint: disable=wrong-import-position
+from local_stack.simulators.google_http import send_json, serve_http, stop_http  # noqa: E402  pylint: disable=wrong-import-position
 from local_stack.simulators.iam import IamSimulator  # noqa: E402  pylint: disable=wrong-import-position
 from local_stack.stack import LocalStack, Supervisor  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -121,7 +122,7 @@ class RehearsalSupervisor(Supervisor):
         self.compute.quota(PROJECT, "us-central1", "NVIDIA_T4_GPUS", 16, 0)
         self.marks = {}
         self.mark()
-        self.control = self._serve_control()
+        self.control, control_url = self._serve_control()
         self.override = (None, 0.0)  # (value, until) set by POST /metric
         threading.Thread(target=self._record_loop, args=(ports["metrics"],), daemon=True).start()
         env.update({
@@ -143,15 +144,11 @@ class RehearsalSupervisor(Supervisor):
             "TRITON_FIL_KUBE_CA": str(self.control_plane.ca_file),
             "TRITON_FIL_AUDIT_LOG": str(self.control_plane.audit_log),
             "TRITON_FIL_MONITORING": self.control_plane.monitoring.url,
-            "TRITON_FIL_REHEARSAL_CONTROL": f"http://127.0.0.1:{self.control.server_address[1]}",
+            "TRITON_FIL_REHEARSAL_CONTROL": control_url,
         })
 
     def stop_extra(self):
-        for name in ("control",):
-            server = getattr(self, name, None)
-            if server:
-                server.shutdown()
-                server.server_close()
+        stop_http(getattr(self, "control", None))
         for name in ("gke", "iam", "artifact_registry", "compute"):
             sim = getattr(self, name, None)
             if sim:
@@ -233,12 +230,7 @@ class RehearsalSupervisor(Supervisor):
                 return
 
             def _reply(self, body):
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, 200, body)
 
             def do_GET(self):  # noqa: N802
                 if self.path == "/audit":
@@ -256,10 +248,7 @@ class RehearsalSupervisor(Supervisor):
                                                               resource_labels=RECORD_LABELS)
                 self._reply({})
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return server
+        return serve_http(Handler)
 
 
 def control(env, path, body=None):

@@ -41,7 +41,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
 
 try:
     from .discovery import Discovery
@@ -229,43 +229,12 @@ class ComputeSimulator(MultiApiSimulator):
 class _Handler(JsonHandler):
     sim: ComputeSimulator = None
     api = "compute"
+    error_shapes = {"compute": "reason", "serviceusage": "status"}
+    reasons_by_code = COMPUTE_REASONS
 
-    def _error(self, error):
-        if self.api == "compute":  # Compute: a reason per error, no status name
-            reason = error.reason or COMPUTE_REASONS.get(error.code, "backendError")
-            payload = {"error": {"code": error.code, "message": error.message,
-                                 "errors": [{"message": error.message, "domain": "global", "reason": reason}]}}
-        else:
-            payload = {"error": {"code": error.code, "message": error.message, "status": error.status}}
-        self._send(error.code, payload)
-
-    def _dispatch(self, verb):
-        sim = self.sim
-        parts = urlsplit(self.path)
-        path, query = parts.path, parse_qs(parts.query, keep_blank_values=True)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        _found, method_id, text = self._route(verb, path)
-        log = self._logger(verb, path, method_id)
-
-        if not (self.headers.get("Authorization") or "").startswith("Bearer "):
-            log(401)
-            self._error(ApiError(401, "Request is missing required authentication credential.", "UNAUTHENTICATED"))
-            return
-        fault = sim.take_fault(("status",), text)
-        if fault:
-            log(fault["status"])
-            self._error(ApiError(fault["status"], fault["message"] or "Simulated fault.", reason=fault["reason"]))
-            return
-        try:
-            _method_id, (status, payload) = sim.handle(self.api, verb, path, query)
-        except ApiError as exc:
-            log(exc.code)
-            self._error(exc)
-            return
-        log(status)
-        self._send(status, payload)
+    def _answer(self, verb, path, query, body):
+        method_id, (status, payload) = self.sim.handle(self.api, verb, path, parse_qs(query, keep_blank_values=True))
+        return method_id, status, payload
 
 
 def main():

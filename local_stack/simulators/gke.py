@@ -42,7 +42,6 @@ import re
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 try:
     from .discovery import Discovery
@@ -625,54 +624,22 @@ class GkeSimulator(FaultQueue):
 
 
 class _Handler(JsonHandler):
+    """GKE's errors carry the status name and a reason; its request log has no API column."""
+
     sim: GkeSimulator = None
 
-    def _drop(self):
-        self.close_connection = True
-        self.connection.shutdown(2)  # socket.SHUT_RDWR: the client sees a reset / empty reply
+    def _identify(self, verb, path):
+        found = self.sim.discovery.match(verb, path)
+        method_id = found[0] if found else None
+        return method_id, f"{verb} {path} {method_id or ''}"
 
-    def _dispatch(self, verb):
-        sim = self.sim
-        path = urlsplit(self.path).path
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        method_id = None
-        found = sim.discovery.match(verb, path)
-        if found:
-            method_id = found[0]
-        text = f"{verb} {path} {method_id or ''}"
-        if sim.take_fault(("drop",), text):
-            sim.requests.append((verb, path, method_id, None))
-            self._drop()
-            return
-        if not (self.headers.get("Authorization") or "").startswith("Bearer "):
-            sim.requests.append((verb, path, method_id, 401))
-            self._error(ApiError(401, "Request is missing required authentication credential.", "UNAUTHENTICATED"))
-            return
-        fault = sim.take_fault(("status",), text)
-        if fault:
-            sim.requests.append((verb, path, method_id, fault["status"]))
-            self._error(ApiError(fault["status"], fault["message"] or "Simulated fault.", fault["reason"]))
-            return
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            sim.requests.append((verb, path, method_id, 400))
-            self._error(ApiError(400, "Invalid JSON payload received."))
-            return
-        try:
-            method_id, (status, payload) = sim.handle(verb, path, body)
-        except ApiError as exc:
-            sim.requests.append((verb, path, method_id, exc.code))
-            self._error(exc)
-            return
-        if sim.take_fault(("lose_response",), text):
-            # The write happened; its answer never reaches the client, which retries it.
-            sim.requests.append((verb, path, method_id, None))
-            self._drop()
-            return
-        sim.requests.append((verb, path, method_id, status))
-        self._send(status, payload)
+    def _log(self, verb, path, method_id, status):
+        with self.sim.lock:
+            self.sim.requests.append((verb, path, method_id, status))
+
+    def _answer(self, verb, path, query, body):
+        method_id, (status, payload) = self.sim.handle(verb, path, body)
+        return method_id, status, payload
 
 
 def main():

@@ -8,6 +8,7 @@ import re
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 # The legacy per-error reason Google's JSON errors still carry next to the status name; clients test it
 # (terraform-provider-google tpgresource.IsFailedPreconditionError reads errors[].reason == "failedPrecondition").
@@ -79,38 +80,101 @@ class MultiApiSimulator(FaultQueue):
 
 
 class JsonHandler(BaseHTTPRequestHandler):
-    """Routes every verb to ``_dispatch(verb)``; ``_send`` and ``_error`` answer in Google's JSON."""
+    """One request pipeline for the Google API simulators: every verb goes through ``_dispatch``, which reads the
+    request, plays queued faults, checks the bearer token and the JSON body, asks ``_answer`` and logs the outcome.
+
+    A subclass gives ``_answer``; a simulator of one API (GKE) also ``_identify`` and ``_log``.
+    """
 
     protocol_version = "HTTP/1.1"
+    sim = None  # the simulator; serve_apis / serve_http's handler subclass sets it
+    api = None  # the API this server answers, for a MultiApiSimulator
+    #: How each API's errors look, by API name: "reason" (a reason per error, no status name: Compute, Cloud
+    #: Storage's JSON API) or "status" (the status name only: Service Usage, IAM, Resource Manager); an API not
+    #: named answers with both (GKE). A queued fault's ``reason`` fills the field the API has.
+    error_shapes: dict = {}
+    #: The reason by HTTP code of a "reason" API's errors.
+    reasons_by_code: dict = {}
 
     def log_message(self, *args):  # quiet
         pass
 
-    def _dispatch(self, verb):
+    def _answer(self, verb, path, query, body):
+        """(method id, status, payload) of a request, or raise ApiError. query is the raw query string."""
         raise NotImplementedError
+
+    def _dispatch(self, verb):
+        sim = self.sim
+        parts = urlsplit(self.path)
+        path = parts.path
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        method_id, text = self._identify(verb, path)
+        if sim.take_fault(("drop",), text):
+            self._log(verb, path, method_id, None)
+            self._drop()
+            return
+        try:
+            if not (self.headers.get("Authorization") or "").startswith("Bearer "):
+                raise ApiError(401, "Request is missing required authentication credential.", "UNAUTHENTICATED")
+            fault = sim.take_fault(("status",), text)
+            if fault:
+                raise self._fault_error(fault)
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                raise ApiError(400, "Invalid JSON payload received.") from None
+            method_id, status, payload = self._answer(verb, path, parts.query, body)
+        except ApiError as exc:
+            self._log(verb, path, method_id, exc.code)
+            self._error(exc)
+            return
+        if sim.take_fault(("lose_response",), text):
+            self._log(verb, path, method_id, None)  # the write happened; its answer never reaches the client
+            self._drop()
+            return
+        self._log(verb, path, method_id, status)
+        self._send(status, payload)
+
+    def _identify(self, verb, path):
+        """(method id or None, fault text) of a request to one API of a MultiApiSimulator, by its discovery document."""
+        discovery, prefix = self.sim.discovery[self.api], self.sim.prefix[self.api]
+        found = discovery.match(verb, path[len(prefix):]) if path.startswith(prefix) else None
+        method_id = found[0] if found else None
+        return method_id, f"{verb} {path} {method_id or ''}"
+
+    def _log(self, verb, path, method_id, status):
+        """Record the request in the simulator's ``requests`` (status None: no answer reached the client)."""
+        with self.sim.lock:
+            self.sim.requests.append((self.api, verb, path, method_id, status))
+
+    def _drop(self):
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)  # the client sees a reset / empty reply
 
     def _send(self, status, payload):
         send_json(self, status, payload)
 
-    def _route(self, verb, path):
-        """(match, method id, fault text) of a request to one API of a MultiApiSimulator, by its discovery document."""
-        discovery, prefix = self.sim.discovery[self.api], self.sim.prefix[self.api]
-        found = discovery.match(verb, path[len(prefix):]) if path.startswith(prefix) else None
-        method_id = found[0] if found else None
-        return found, method_id, f"{verb} {path} {method_id or ''}"
+    def _fault_error(self, fault):
+        code, message = fault["status"], fault["message"] or "Simulated fault."
+        if self._error_shape() == "reason":
+            return ApiError(code, message, reason=fault["reason"])
+        return ApiError(code, message, status=fault["reason"])
 
-    def _logger(self, verb, path, method_id):
-        """log(status): records the request in the simulator's ``requests``."""
-        def log(status):
-            with self.sim.lock:
-                self.sim.requests.append((self.api, verb, path, method_id, status))
-        return log
+    def _error_shape(self):
+        return self.error_shapes.get(self.api, "both")
 
     def _error(self, error):
-        words = error.status.lower().split("_")
-        reason = error.reason or LEGACY_REASONS.get(error.status, words[0] + "".join(w.title() for w in words[1:]))
-        self._send(error.code, {"error": {"code": error.code, "message": error.message, "status": error.status,
-                                          "errors": [{"message": error.message, "domain": "global", "reason": reason}]}})
+        shape = self._error_shape()
+        payload = {"code": error.code, "message": error.message}
+        if shape != "reason":
+            payload["status"] = error.status
+        if shape != "status":
+            words = error.status.lower().split("_")
+            reason = error.reason or (self.reasons_by_code.get(error.code, "backendError") if shape == "reason" else
+                                      LEGACY_REASONS.get(error.status, words[0] + "".join(w.title() for w in words[1:])))
+            payload["errors"] = [{"message": error.message, "domain": "global", "reason": reason}]
+        self._send(error.code, {"error": payload})
 
     def do_GET(self):  # noqa: N802
         self._dispatch("GET")

@@ -34,7 +34,7 @@ import json
 import re
 import threading
 import time
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote
 
 try:
     from .discovery import Discovery
@@ -310,58 +310,13 @@ class IamSimulator(MultiApiSimulator):
 class _Handler(JsonHandler):
     sim: IamSimulator = None
     api = "iam"
+    error_shapes = {"storage": "reason", "iam": "status", "resourcemanager": "status"}
+    reasons_by_code = STORAGE_REASONS
 
-    def _error(self, error):
-        if self.api == "storage":  # JSON API errors: a reason per error, no status name
-            reason = error.reason or STORAGE_REASONS.get(error.code, "backendError")
-            payload = {"error": {"code": error.code, "message": error.message,
-                                 "errors": [{"domain": "global", "reason": reason, "message": error.message}]}}
-        else:
-            payload = {"error": {"code": error.code, "message": error.message, "status": error.status}}
-        self._send(error.code, payload)
-
-    def _dispatch(self, verb):
-        sim = self.sim
-        parts = urlsplit(self.path)
-        path, query = parts.path, dict(parse_qsl(parts.query, keep_blank_values=True))
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        _found, method_id, text = self._route(verb, path)
-        log = self._logger(verb, path, method_id)
-
-        if sim.take_fault(("drop",), text):
-            log(None)
-            self.close_connection = True
-            self.connection.shutdown(2)  # socket.SHUT_RDWR: the client sees a reset / empty reply
-            return
-        if not (self.headers.get("Authorization") or "").startswith("Bearer "):
-            log(401)
-            self._error(ApiError(401, "Request is missing required authentication credential.", "UNAUTHENTICATED"))
-            return
-        fault = sim.take_fault(("status",), text)
-        if fault:
-            log(fault["status"])
-            self._error(ApiError(fault["status"], fault["message"] or "Simulated fault.", fault["reason"]))
-            return
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            log(400)
-            self._error(ApiError(400, "Invalid JSON payload received."))
-            return
-        try:
-            method_id, (status, payload) = sim.handle(self.api, verb, path, query, body)
-        except ApiError as exc:
-            log(exc.code)
-            self._error(exc)
-            return
-        if sim.take_fault(("lose_response",), text):
-            log(None)  # the write happened; its answer never reaches the client, which retries it
-            self.close_connection = True
-            self.connection.shutdown(2)
-            return
-        log(status)
-        self._send(status, payload)
+    def _answer(self, verb, path, query, body):
+        method_id, (status, payload) = self.sim.handle(self.api, verb, path, dict(parse_qsl(query, keep_blank_values=True)),
+                                                       body)
+        return method_id, status, payload
 
 
 def main():
