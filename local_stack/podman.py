@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from local_stack.programs import find_program
+
 
 class PodmanMissing(RuntimeError):
     """The podman binary is not installed."""
@@ -38,11 +40,8 @@ class PodmanStartError(RuntimeError):
 
 
 def podman_binary():
-    found = shutil.which("podman")
-    if not found:
-        raise PodmanMissing("the Debian package podman is not installed: run `make bootstrap` (scripts/bootstrap.sh "
-                            "installs podman and runc with apt-get)")
-    return found
+    return find_program("podman", PodmanMissing("the Debian package podman is not installed: run `make bootstrap` "
+                                                "(scripts/bootstrap.sh installs podman and runc with apt-get)"))
 
 
 def _toml_string(value):

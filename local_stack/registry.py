@@ -11,7 +11,6 @@ import base64
 import json
 import re
 import secrets
-import shutil
 import socket
 import subprocess
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from local_stack.access_log import AccessLog
 from local_stack.images import digest_of
+from local_stack.programs import find_program
 
 ACCESS_LINE = re.compile(r'"(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP/[0-9.]+" (\d+)')
 REGISTRY_BINARY = "docker-registry"
@@ -36,13 +36,9 @@ class RegistryStartError(RuntimeError):
 
 
 def registry_binary():
-    found = shutil.which(REGISTRY_BINARY)
-    if not found and (Path("/usr/sbin") / REGISTRY_BINARY).exists():
-        found = Path("/usr/sbin") / REGISTRY_BINARY
-    if not found:
-        raise RegistryMissing("the Debian package docker-registry (the CNCF distribution registry) is not installed: "
-                              "run `make bootstrap` (scripts/bootstrap.sh installs it with apt-get)")
-    return str(found)
+    return find_program(REGISTRY_BINARY, RegistryMissing(
+        "the Debian package docker-registry (the CNCF distribution registry) is not installed: run `make bootstrap` "
+        "(scripts/bootstrap.sh installs it with apt-get)"), also_in=("/usr/sbin",))
 
 
 def bcrypt_hash(password):

@@ -25,12 +25,13 @@ import argparse
 import hashlib
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from local_stack.programs import find_program
 
 HERE = Path(__file__).resolve().parent
 GO_MODULES = HERE / "go"
@@ -65,11 +66,9 @@ def cache_root():
 
 
 def go_binary():
-    found = shutil.which("go")
-    if not found:
-        raise BuildError("the Go toolchain is not on PATH: the local control plane is built from Go modules "
-                         "(Go >= 1.26 and the Go module proxy); install Go or use a machine of the polyglot kind")
-    return found
+    return find_program("go", BuildError("the Go toolchain is not on PATH: the local control plane is built from Go "
+                                         "modules (Go >= 1.26 and the Go module proxy); install Go or use a machine "
+                                         "of the polyglot kind"))
 
 
 def go_version(go):
