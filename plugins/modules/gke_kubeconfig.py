@@ -27,15 +27,8 @@ extends_documentation_fragment:
   - rapids.triton_fil.attributes
   - rapids.triton_fil.gcp
   - rapids.triton_fil.endpoint.container
+  - rapids.triton_fil.gke_parent
 options:
-  cluster:
-    description: Cluster name.
-    type: str
-    required: true
-  location:
-    description: The cluster's zone or region.
-    type: str
-    required: true
   path:
     description: The kubeconfig file to create or update.
     type: path

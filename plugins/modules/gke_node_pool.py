@@ -29,16 +29,9 @@ extends_documentation_fragment:
   - rapids.triton_fil.attributes
   - rapids.triton_fil.gcp
   - rapids.triton_fil.endpoint.container
+  - rapids.triton_fil.gke_parent
   - rapids.triton_fil.gke_operation
 options:
-  cluster:
-    description: Name of the cluster the pool belongs to.
-    type: str
-    required: true
-  location:
-    description: The cluster's zone or region.
-    type: str
-    required: true
   name:
     description: Node pool name.
     type: str
