@@ -97,7 +97,7 @@ repository:
   returned: when the repository exists
   type: dict
 changes:
-  description: The fields that differed, with before and after values.
+  description: The repository's options whose value differed from Artifact Registry's (O(description), O(labels), ...).
   returned: always
   type: list
   elements: dict

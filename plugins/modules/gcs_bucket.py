@@ -91,7 +91,7 @@ bucket:
   returned: when the bucket exists
   type: dict
 changes:
-  description: The fields that differed, with before and after values.
+  description: The bucket's options whose value differed from Cloud Storage's (O(labels), O(versioning), ...).
   returned: always
   type: list
   elements: dict

@@ -214,13 +214,15 @@ cluster:
       type: list
       elements: str
 changes:
-  description: The fields that differed; C(in_place) is false for recreate-only fields.
+  description:
+    - The cluster options whose value differed from GKE's, by option name (O(release_channel), O(labels), ...).
+    - C(in_place) is false for the options GKE cannot update (such as O(network)); those need O(recreate).
   returned: always
   type: list
   elements: dict
   sample: [{field: release_channel, before: STABLE, after: REGULAR, in_place: true}]
 operations:
-  description: Names of the long-running operations this run started and waited for.
+  description: Names of the cluster operations (create, update, delete) this run started and waited for.
   returned: when something was changed
   type: list
   elements: str

@@ -215,13 +215,16 @@ node_pool:
     image_type: {description: Node image., type: str}
     autoscaling: {description: The autoscaling settings as the API reports them., type: dict}
 changes:
-  description: The fields that differed; C(in_place) is false for recreate-only fields.
+  description:
+    - The pool options whose value differed from GKE's, by option name (autoscaling, O(labels), O(taints), ...).
+    - C(in_place) is false for the options GKE cannot update (such as O(machine_type)); those need O(recreate).
   returned: always
   type: list
   elements: dict
   sample: [{field: autoscaling, before: {minNodeCount: 2, maxNodeCount: 3}, after: {minNodeCount: 2, maxNodeCount: 4}}]
 operations:
-  description: Names of the long-running operations this run started and waited for.
+  description:
+    - Names of the node pool operations (create, update, autoscaling, delete) this run started and waited for.
   returned: when something was changed
   type: list
   elements: str
