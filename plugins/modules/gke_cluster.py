@@ -230,16 +230,14 @@ operations:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import gcp_argument_spec
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.client import (
-    container_endpoint_spec, gke_operation_spec, run_container_module,
+    container_argument_spec, run_container_module,
 )
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.cluster import run_cluster
 
 
 def main():
-    argument_spec = gcp_argument_spec()
-    argument_spec.update(
+    options = dict(
         name=dict(type="str", required=True),
         location=dict(type="str", required=True),
         state=dict(type="str", default="present", choices=["present", "absent"]),
@@ -263,10 +261,8 @@ def main():
         labels=dict(type="dict"),
         recreate=dict(type="bool", default=False),
         node_pools=dict(type="list", elements="dict", default=[]),
-        api_endpoint=container_endpoint_spec(),
     )
-    argument_spec.update(gke_operation_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=container_argument_spec(options), supports_check_mode=True)
     run_container_module(module, run_cluster)
 
 

@@ -111,18 +111,15 @@ auth:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import gcp_argument_spec
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.client import (
-    container_endpoint_spec, run_container_module,
+    container_argument_spec, gke_parent_spec, run_container_module,
 )
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.kubeconfig import EMAIL_SCOPE, run_kubeconfig
 
 
 def main():
-    argument_spec = gcp_argument_spec()
-    argument_spec.update(
-        cluster=dict(type="str", required=True),
-        location=dict(type="str", required=True),
+    options = gke_parent_spec()
+    options.update(
         path=dict(type="path", default="~/.kube/config"),
         context=dict(type="str"),
         auth=dict(type="str", default="exec_plugin", choices=["exec_plugin", "token"]),
@@ -131,9 +128,8 @@ def main():
         endpoint=dict(type="str"),
         ca_certificate=dict(type="str"),
         set_current_context=dict(type="bool", default=True),
-        api_endpoint=container_endpoint_spec(),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=container_argument_spec(options, waits=False), supports_check_mode=True)
     # A token for the kubeconfig must name its identity by e-mail (see EMAIL_SCOPE).
     if EMAIL_SCOPE not in module.params["scopes"]:
         module.params["scopes"] = list(module.params["scopes"]) + [EMAIL_SCOPE]

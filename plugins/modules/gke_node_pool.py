@@ -232,25 +232,19 @@ operations:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import gcp_argument_spec
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.client import (
-    container_endpoint_spec, gke_operation_spec, run_container_module,
+    container_argument_spec, gke_parent_spec, run_container_module,
 )
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gke.node_pool import pool_options, run_pool
 
 
 def main():
-    argument_spec = gcp_argument_spec()
-    argument_spec.update(pool_options())
-    argument_spec.update(
-        cluster=dict(type="str", required=True),
-        location=dict(type="str", required=True),
+    options = dict(pool_options(), **gke_parent_spec())
+    options.update(
         state=dict(type="str", default="present", choices=["present", "absent"]),
         recreate=dict(type="bool", default=False),
-        api_endpoint=container_endpoint_spec(),
     )
-    argument_spec.update(gke_operation_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=container_argument_spec(options), supports_check_mode=True)
     run_container_module(module, run_pool)
 
 

@@ -11,7 +11,7 @@ from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.module import run_gcp_module
 from ansible_collections.rapids.triton_fil.plugins.module_utils.gcp.session import (
-    GcpApiError, GcpError,
+    GcpApiError, GcpError, gcp_argument_spec,
 )
 
 DEFAULT_ENDPOINT = "https://container.googleapis.com"
@@ -24,6 +24,22 @@ def container_endpoint_spec():
 def gke_operation_spec():
     """wait_timeout and poll_interval, as the rapids.triton_fil.gke_operation doc fragment describes them."""
     return dict(wait_timeout=dict(type="int", default=1800), poll_interval=dict(type="float", default=10))
+
+
+def gke_parent_spec():
+    """cluster and location, as the rapids.triton_fil.gke_parent doc fragment describes them."""
+    return dict(cluster=dict(type="str", required=True), location=dict(type="str", required=True))
+
+
+def container_argument_spec(options, waits=True):
+    """The argument spec of a Container API module: the Google options (the gcp fragment), the module's own,
+    api_endpoint (endpoint.container) and, for a module that waits for operations, the gke_operation options."""
+    spec = gcp_argument_spec()
+    spec.update(options)
+    spec["api_endpoint"] = container_endpoint_spec()
+    if waits:
+        spec.update(gke_operation_spec())
+    return spec
 
 
 class OperationTimeout(GcpError):
