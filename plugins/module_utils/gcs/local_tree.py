@@ -72,9 +72,6 @@ def walk_local_tree(root, exclude=DEFAULT_EXCLUDE, check_name=None):
     top = os.path.realpath(root)
     files, problems = {}, []
 
-    def inside(real):
-        return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
-
     def visit(folder, rel_folder, ancestors):
         try:
             with os.scandir(folder) as scan:
@@ -87,43 +84,47 @@ def walk_local_tree(root, exclude=DEFAULT_EXCLUDE, check_name=None):
             if is_excluded(entry.name, exclude):
                 continue
             rel = f"{rel_folder}/{entry.name}" if rel_folder else entry.name
-            shown = _shown(rel)
-            if shown is not rel:
-                problems.append(f"{shown}: the name is not valid UTF-8, and GCS object names are UTF-8 — rename it")
-                continue
             full = os.path.join(folder, entry.name)
-            try:
-                real = os.path.realpath(full, strict=True)
-                info = os.stat(full)
-            except OSError as exc:
-                problems.append(f"{rel}: {_reason(exc)} — fix or remove it, or add it to exclude")
-                continue
-            if entry.is_symlink() and not inside(real):
-                problems.append(f"{rel}: is a symbolic link to {real}, outside src {top} — copy the file into the "
-                                "model repository instead, or add it to exclude (links are followed only inside src)")
-                continue
-            if stat.S_ISDIR(info.st_mode):
-                if real in ancestors:
-                    problems.append(f"{rel}/: is a symbolic link loop (back to {real}) — remove the link")
-                    continue
-                visit(full, rel, ancestors | {real})
-            elif stat.S_ISREG(info.st_mode):
-                try:
-                    with open(full, "rb"):
-                        pass
-                except OSError as exc:
-                    problems.append(f"{rel}: file {_reason(exc)} — fix its permissions, or add it to exclude")
-                    continue
-                problem = check_name(rel) if check_name else None
-                if problem:
-                    problems.append(f"{rel}: {problem}")
-                    continue
-                files[rel] = real  # the resolved path, checked inside src: a link retargeted later is not followed
+            kind, value = _classify(entry, full, rel, top, ancestors, check_name)
+            if kind == "problem":
+                problems.append(value)
+            elif kind == "folder":
+                visit(full, rel, ancestors | {value})
             else:
-                problems.append(f"{rel}: is not a regular file (a FIFO, socket or device) — remove it, or add it to "
-                                "exclude")
+                files[rel] = value  # the resolved path, checked inside src: a link retargeted later is not followed
 
     visit(top, "", frozenset([top]))
     if problems:
         raise LocalTreeError(root, problems)
     return files
+
+
+def _classify(entry, full, rel, top, ancestors, check_name):
+    """What one entry of a folder under src is: ("file", resolved path), ("folder", resolved path) or
+    ("problem", the message naming it and its fix)."""
+    shown = _shown(rel)
+    if shown is not rel:
+        return "problem", f"{shown}: the name is not valid UTF-8, and GCS object names are UTF-8 — rename it"
+    try:
+        real = os.path.realpath(full, strict=True)
+        info = os.stat(full)
+    except OSError as exc:
+        return "problem", f"{rel}: {_reason(exc)} — fix or remove it, or add it to exclude"
+    if entry.is_symlink() and not (real == top or real.startswith(top.rstrip(os.sep) + os.sep)):
+        return "problem", (f"{rel}: is a symbolic link to {real}, outside src {top} — copy the file into the "
+                           "model repository instead, or add it to exclude (links are followed only inside src)")
+    if stat.S_ISDIR(info.st_mode):
+        if real in ancestors:
+            return "problem", f"{rel}/: is a symbolic link loop (back to {real}) — remove the link"
+        return "folder", real
+    if not stat.S_ISREG(info.st_mode):
+        return "problem", f"{rel}: is not a regular file (a FIFO, socket or device) — remove it, or add it to exclude"
+    try:
+        with open(full, "rb"):
+            pass
+    except OSError as exc:
+        return "problem", f"{rel}: file {_reason(exc)} — fix its permissions, or add it to exclude"
+    problem = check_name(rel) if check_name else None
+    if problem:
+        return "problem", f"{rel}: {problem}"
+    return "file", real
