@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import statistics
+import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -70,6 +73,26 @@ def timed(fn, *args, **kwargs):
     start = time.perf_counter()
     value = fn(*args, **kwargs)
     return time.perf_counter() - start, value
+
+
+def run_one_task_play(play, extra, label):
+    """Run a one-task play the way a user would (ansible-playbook -i localhost, -c local, the json callback):
+    (the process's wall seconds, the task's own seconds, the host's result). label names it in a failure."""
+    extra = dict(extra, ansible_python_interpreter=str(REPO / ".venv" / "bin" / "python"))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+    cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), str(play), "-i", "localhost,", "-c", "local",
+           "-e", json.dumps(extra)]
+    wall, proc = timed(subprocess.run, cmd, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode:
+        raise SystemExit(f"{label} failed, ansible-playbook exited {proc.returncode}:\n"
+                         f"{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
+    try:
+        task = json.loads(proc.stdout)["plays"][0]["tasks"][0]
+        start, end = (task["task"]["duration"][k].rstrip("Z") for k in ("start", "end"))
+        result = task["hosts"]["localhost"]
+    except (ValueError, KeyError, IndexError) as exc:
+        raise SystemExit(f"{label}: cannot read the json callback output ({exc}):\n{proc.stdout[-3000:]}") from exc
+    return wall, (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(), result
 
 
 def median(values):

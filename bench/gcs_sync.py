@@ -26,17 +26,14 @@ import argparse
 import base64
 import hashlib
 import json
-import os
 import random
 import shutil
-import subprocess
 import tempfile
 import urllib.parse
 import urllib.request
-from datetime import datetime
 from pathlib import Path
 
-from common import REPO, CountingProxy, median, print_table, timed, write_result
+from common import REPO, CountingProxy, median, print_table, run_one_task_play, write_result
 
 from local_stack.stack import start_fake_gcs, stop_process
 
@@ -134,10 +131,6 @@ def check_bucket(url, bucket, expected, label):
     return objects
 
 
-def _seconds(start, end):
-    return (datetime.fromisoformat(end.rstrip("Z")) - datetime.fromisoformat(start.rstrip("Z"))).total_seconds()
-
-
 def run_play(tool, src, bucket, endpoint, workdir):
     """Run the tool's one-task play; return (process wall s, task duration s, task result)."""
     play = workdir / f"sync-{tool}.yml"
@@ -150,21 +143,8 @@ def run_play(tool, src, bucket, endpoint, workdir):
                   "CLOUDSDK_CONFIG": str(workdir / "gcloud"),
                   "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"}
     extra = {"src": str(src), "bucket": bucket, "prefix": PREFIX, "endpoint": endpoint, "token": TOKEN,
-             "gcloud_env": gcloud_env, "ansible_python_interpreter": str(REPO / ".venv" / "bin" / "python")}
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
-    cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), str(play), "-i", "localhost,", "-c", "local",
-           "-e", json.dumps(extra)]
-    wall, proc = timed(subprocess.run, cmd, capture_output=True, text=True, env=env, check=False)
-    if proc.returncode:
-        raise SystemExit(f"{tool} ({bucket}) failed, ansible-playbook exited {proc.returncode}:\n"
-                         f"{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
-    try:
-        task = json.loads(proc.stdout)["plays"][0]["tasks"][0]
-        duration = _seconds(task["task"]["duration"]["start"], task["task"]["duration"]["end"])
-        result = task["hosts"]["localhost"]
-    except (ValueError, KeyError, IndexError) as exc:
-        raise SystemExit(f"{tool}: cannot read the json callback output ({exc}):\n{proc.stdout[-3000:]}") from exc
-    return wall, duration, result
+             "gcloud_env": gcloud_env}
+    return run_one_task_play(play, extra, f"{tool} ({bucket})")
 
 
 def process_seconds(tool, wall, result):

@@ -28,16 +28,12 @@ ratios from one run mean anything.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
-import subprocess
 import tempfile
 import urllib.request
-from datetime import datetime
 from pathlib import Path
 
-from common import REPO, CountingProxy, median, print_table, timed, write_result
+from common import CountingProxy, median, print_table, run_one_task_play, write_result
 
 from local_stack import images
 from local_stack.registry import Registry, start_registry, stop
@@ -96,25 +92,13 @@ def digest_at(registry, repository, ref):
         return response.headers.get("Docker-Content-Digest")
 
 
-def _seconds(start, end):
-    return (datetime.fromisoformat(end.rstrip("Z")) - datetime.fromisoformat(start.rstrip("Z"))).total_seconds()
-
-
 def run_play(tool, src, dst, insecure, workdir, blob_cache, all_platforms):
     """(process seconds, task seconds, result) of the tool's one-task play."""
     play = workdir / f"copy-{tool}.yml"
     play.write_text(PLAYS[tool])
     extra = {"src": src, "dst": dst, "insecure": insecure, "blob_cache": str(blob_cache),
-             "all_platforms": all_platforms, "ansible_python_interpreter": str(REPO / ".venv" / "bin" / "python")}
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
-    cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), str(play), "-i", "localhost,", "-c", "local",
-           "-e", json.dumps(extra)]
-    wall, proc = timed(subprocess.run, cmd, capture_output=True, text=True, env=env, check=False)
-    if proc.returncode:
-        raise SystemExit(f"{tool} {src} -> {dst} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
-    task = json.loads(proc.stdout)["plays"][0]["tasks"][0]
-    duration = _seconds(task["task"]["duration"]["start"], task["task"]["duration"]["end"])
-    result = task["hosts"]["localhost"]
+             "all_platforms": all_platforms}
+    wall, duration, result = run_one_task_play(play, extra, f"{tool} {src} -> {dst}")
     if tool == "ours":
         return wall, duration, result
     hours, minutes, seconds = result["delta"].split(":")
