@@ -435,28 +435,27 @@ class GkeSimulator(FaultQueue):
         return 200, self.start_operation(project, location, "CREATE_CLUSTER", cluster["selfLink"], key, done, extra)
 
     def m_clusters_delete(self, project, location, name, body):
-        key = (project, location, name)
-        cluster = self._cluster(project, location, name)
-        self._not_busy(key)
-        cluster["status"] = "STOPPING"
-
-        def done(ok):
+        def done(_cluster, ok):
             if ok:
-                self.clusters.pop(key, None)
+                self.clusters.pop((project, location, name), None)
                 self._tell_control_plane("delete_cluster", name)
-        return 200, self.start_operation(project, location, "DELETE_CLUSTER", cluster["selfLink"], key, done)
+        return self._cluster_operation(project, location, name, "DELETE_CLUSTER", "STOPPING", done)
 
     def _cluster_op(self, project, location, name, op_type, mutate):
-        key = (project, location, name)
-        cluster = self._cluster(project, location, name)
-        self._not_busy(key)
-        cluster["status"] = "RECONCILING"
-
-        def done(ok):
+        def done(cluster, ok):
             if ok:
                 mutate(cluster)
             cluster["status"] = "RUNNING"
-        return 200, self.start_operation(project, location, op_type, cluster["selfLink"], key, done)
+        return self._cluster_operation(project, location, name, op_type, "RECONCILING", done)
+
+    def _cluster_operation(self, project, location, name, op_type, status, done):
+        """Start op_type on an idle cluster, which shows status meanwhile; done(cluster, ok) runs at its end."""
+        key = (project, location, name)
+        cluster = self._cluster(project, location, name)
+        self._not_busy(key)
+        cluster["status"] = status
+        return 200, self.start_operation(project, location, op_type, cluster["selfLink"], key,
+                                         lambda ok: done(cluster, ok))
 
     def m_clusters_update(self, project, location, name, body):
         update = body.get("update") or {}
