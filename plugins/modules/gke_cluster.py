@@ -135,10 +135,10 @@ options:
     default: []
 attributes:
   check_mode:
-    description: Reports the planned changes without calling any mutating method.
+    description: Plans the cluster's changes, refusals included, without creating, updating or deleting it.
     support: full
   diff_mode:
-    description: Shows each changed field before and after.
+    description: Shows each differing cluster option before and after, as RV(changes) lists them.
     support: full
 author:
   - rapids.triton_fil contributors (!UNKNOWN)

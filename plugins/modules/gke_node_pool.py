@@ -154,10 +154,10 @@ options:
     default: false
 attributes:
   check_mode:
-    description: Reports the planned changes without calling any mutating method.
+    description: Plans the pool's changes, refusals included, without creating, resizing, updating or deleting it.
     support: full
   diff_mode:
-    description: Shows each changed field before and after.
+    description: Shows each differing pool option before and after, as RV(changes) lists them.
     support: full
 author:
   - rapids.triton_fil contributors (!UNKNOWN)
