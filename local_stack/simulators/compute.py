@@ -233,8 +233,7 @@ class _Handler(JsonHandler):
     reasons_by_code = COMPUTE_REASONS
 
     def _answer(self, verb, path, query, body):
-        method_id, (status, payload) = self.sim.handle(self.api, verb, path, parse_qs(query, keep_blank_values=True))
-        return method_id, status, payload
+        return self.sim.handle(self.api, verb, path, parse_qs(query, keep_blank_values=True))
 
 
 def main():

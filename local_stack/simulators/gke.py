@@ -627,18 +627,15 @@ class _Handler(JsonHandler):
 
     sim: GkeSimulator = None
 
-    def _identify(self, verb, path):
-        found = self.sim.discovery.match(verb, path)
-        method_id = found[0] if found else None
-        return method_id, f"{verb} {path} {method_id or ''}"
+    def _match(self, verb, path):
+        return self.sim.discovery.match(verb, path)
 
     def _log(self, verb, path, method_id, status):
         with self.sim.lock:
             self.sim.requests.append((verb, path, method_id, status))
 
     def _answer(self, verb, path, query, body):
-        method_id, (status, payload) = self.sim.handle(verb, path, body)
-        return method_id, status, payload
+        return self.sim.handle(verb, path, body)
 
 
 def main():

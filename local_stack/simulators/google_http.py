@@ -83,7 +83,7 @@ class JsonHandler(BaseHTTPRequestHandler):
     """One request pipeline for the Google API simulators: every verb goes through ``_dispatch``, which reads the
     request, plays queued faults, checks the bearer token and the JSON body, asks ``_answer`` and logs the outcome.
 
-    A subclass gives ``_answer``; a simulator of one API (GKE) also ``_identify`` and ``_log``.
+    A subclass gives ``_answer``; a simulator of one API (GKE) also ``_match`` and ``_log``.
     """
 
     protocol_version = "HTTP/1.1"
@@ -100,7 +100,8 @@ class JsonHandler(BaseHTTPRequestHandler):
         pass
 
     def _answer(self, verb, path, query, body):
-        """(method id, status, payload) of a request, or raise ApiError. query is the raw query string."""
+        """(method id, (status, payload)) of a request, as the simulator's handle() gives it, or raise ApiError.
+        query is the raw query string."""
         raise NotImplementedError
 
     def _dispatch(self, verb):
@@ -124,7 +125,7 @@ class JsonHandler(BaseHTTPRequestHandler):
                 body = json.loads(raw) if raw else None
             except ValueError:
                 raise ApiError(400, "Invalid JSON payload received.") from None
-            method_id, status, payload = self._answer(verb, path, parts.query, body)
+            method_id, (status, payload) = self._answer(verb, path, parts.query, body)
         except ApiError as exc:
             self._log(verb, path, method_id, exc.code)
             self._error(exc)
@@ -137,11 +138,15 @@ class JsonHandler(BaseHTTPRequestHandler):
         self._send(status, payload)
 
     def _identify(self, verb, path):
-        """(method id or None, fault text) of a request to one API of a MultiApiSimulator, by its discovery document."""
-        discovery, prefix = self.sim.discovery[self.api], self.sim.prefix[self.api]
-        found = discovery.match(verb, path[len(prefix):]) if path.startswith(prefix) else None
+        """(method id or None, the text queued faults are matched against) of a request."""
+        found = self._match(verb, path)
         method_id = found[0] if found else None
         return method_id, f"{verb} {path} {method_id or ''}"
+
+    def _match(self, verb, path):
+        """The discovery document's match of a request to one API of a MultiApiSimulator (below its servicePath)."""
+        discovery, prefix = self.sim.discovery[self.api], self.sim.prefix[self.api]
+        return discovery.match(verb, path[len(prefix):]) if path.startswith(prefix) else None
 
     def _log(self, verb, path, method_id, status):
         """Record the request in the simulator's ``requests`` (status None: no answer reached the client)."""

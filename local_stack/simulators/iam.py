@@ -314,9 +314,7 @@ class _Handler(JsonHandler):
     reasons_by_code = STORAGE_REASONS
 
     def _answer(self, verb, path, query, body):
-        method_id, (status, payload) = self.sim.handle(self.api, verb, path, dict(parse_qsl(query, keep_blank_values=True)),
-                                                       body)
-        return method_id, status, payload
+        return self.sim.handle(self.api, verb, path, dict(parse_qsl(query, keep_blank_values=True)), body)
 
 
 def main():
