@@ -7,6 +7,7 @@ import importlib
 import json
 import subprocess
 import sys
+from unittest import mock
 
 import pytest
 import yaml
@@ -94,14 +95,9 @@ def argument_spec_of(name):
     def stand_in(argument_spec, **_kwargs):
         raise _Built(argument_spec)
 
-    original, module.AnsibleModule = module.AnsibleModule, stand_in
-    try:
+    with mock.patch.object(module, "AnsibleModule", stand_in), pytest.raises(_Built) as built:
         module.main()
-    except _Built as built:
-        return built.args[0]
-    finally:
-        module.AnsibleModule = original
-    raise AssertionError(f"{name}.main() did not build an AnsibleModule")
+    return built.value.args[0]
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -45,7 +45,7 @@ def first_cell_paths():
     for first in table("Layout"):
         tokens = re.findall(r"`([^`]+)`", first)
         for token in tokens:
-            paths.append(token if "/" in token.rstrip("/") or not paths or token == tokens[0]
+            paths.append(token if token == tokens[0] or "/" in token.rstrip("/")
                          else str((REPO / tokens[0]).parent.relative_to(REPO) / token))
     return paths
 
